@@ -1,0 +1,70 @@
+"""RFC 9457 problem details: the one shape every API error leaves in, made in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hookline.errors import HooklineError
+
+log = logging.getLogger(__name__)
+
+_TITLES = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 405: "Method not allowed",
+           409: "Conflict", 413: "Content too large", 415: "Unsupported media type",
+           422: "Invalid input", 429: "Too many requests", 500: "Internal server error"}
+
+
+def problem(
+    status: int, detail: str, *, errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": "about:blank", "title": _TITLES.get(status, "Error"), "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = errors
+    return Response(
+        orjson.dumps(body), status_code=status, headers=headers,
+        media_type="application/problem+json",
+    )
+
+
+def validation_errors(exc: ValidationError, where: str = "body") -> list[dict[str, Any]]:
+    return [{"loc": [where, *error["loc"]], "msg": error["msg"]} for error in exc.errors()]
+
+
+async def on_hookline_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HooklineError)
+    return problem(exc.status, exc.detail, errors=exc.errors)
+
+
+async def on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ValidationError)
+    return problem(422, "the request did not validate; see errors",
+                   errors=validation_errors(exc))
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return problem(exc.status_code, exc.detail, headers=exc.headers)
+
+
+async def on_crash(request: Request, exc: Exception) -> Response:
+    # the trace goes to the log, never to the caller
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, "something went wrong on our side; it has been logged")
+
+
+HANDLERS: dict[Any, Any] = {
+    HooklineError: on_hookline_error,
+    ValidationError: on_validation_error,
+    HTTPException: on_http_error,
+    Exception: on_crash,
+}

@@ -1,0 +1,121 @@
+"""One HTTP try of a delivery: the request as PRODUCT.md specifies it, sent under one deadline.
+
+The deadline covers connect, send and the whole response body: httpx's own timeouts are
+per read, so a receiver dripping one byte a second would never trip them. The body is read
+raw (not decompressed) and only up to a cap, then the connection is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+
+from hookline import __version__
+from hookline.targets import TargetRefused
+
+USER_AGENT = f"hookline/{__version__}"
+EXCERPT_BYTES = 4096  # of a response body, kept on the attempt for people to read
+_SENSITIVE = ("authorization", "cookie", "token", "secret", "key", "password")
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None = None
+    error: str | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    response_body: str = ""
+
+    @property
+    def retry_after(self) -> str | None:
+        return self.response_headers.get("retry-after")
+
+
+def request_headers(
+    *,
+    custom: Mapping[str, str],
+    content_type: str,
+    msg_id: str,
+    timestamp: int,
+    signature: str,
+    attempt: int,
+    sequence: int | None,
+) -> dict[str, str]:
+    """Custom headers first, so an endpoint's headers can never replace the signed ones."""
+    headers = {k.lower(): v for k, v in custom.items()}
+    headers.update(
+        {
+            "content-type": content_type,
+            "user-agent": USER_AGENT,
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature,
+            "hookline-attempt": str(attempt),
+        }
+    )
+    if sequence is not None:
+        headers["hookline-sequence"] = str(sequence)
+    return headers
+
+
+def redacted(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers fit to store and show: values of credential-like custom headers hidden."""
+    return {
+        k: ("[redacted]" if any(s in k for s in _SENSITIVE) else v) for k, v in headers.items()
+    }
+
+
+async def send(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    deadline: float,
+    max_bytes: int,
+) -> AttemptResult:
+    started_at = datetime.now(UTC)
+    clock = time.perf_counter()
+    status_code: int | None = None
+    response_headers: dict[str, str] = {}
+    received = bytearray()
+    error: str | None = None
+    try:
+        async with asyncio.timeout(deadline):
+            async with client.stream("POST", url, content=body, headers=headers) as response:
+                status_code = response.status_code
+                response_headers = {k.lower(): v[:512] for k, v in response.headers.items()}
+                async for chunk in response.aiter_raw():
+                    received += chunk
+                    if len(received) >= max_bytes:
+                        break  # enough: leaving the block drops the connection
+    except TimeoutError:
+        error = f"timeout after {deadline:g}s"
+    except TargetRefused as exc:
+        error = f"refused: {exc}"
+    except httpx.HTTPError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, TargetRefused):
+            error = f"refused: {cause}"
+        else:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+    except OSError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    if error is not None and status_code is not None:
+        # the status line came but the body did not finish in time: not a success
+        error = f"{error} (after HTTP {status_code})"
+        status_code = None
+    return AttemptResult(
+        started_at=started_at,
+        duration_ms=(time.perf_counter() - clock) * 1000,
+        status_code=status_code,
+        error=error,
+        response_headers=response_headers,
+        response_body=bytes(received[:EXCERPT_BYTES]).decode("utf-8", "replace"),
+    )

@@ -1,0 +1,238 @@
+"""The dispatcher: claims due lanes from Postgres, sends their heads, records the results.
+
+One dispatcher runs per worker process, as three loops sharing an in-memory queue:
+
+    claim loop     lease up to ``claim_batch`` due lanes in one statement, start one send
+                   per lane, never more than ``worker_concurrency`` in flight; when nothing
+                   is due, sleep until the doorbell rings, a result frees a lane, the next
+                   lane falls due, or ``sweep_interval`` passes (the sweep that re-finds work
+                   nobody was woken for: a flushed Redis, a dead worker's expired lease)
+    send tasks     one HTTP attempt each, under one total deadline
+    record loop    writes every result that has piled up in one transaction: lock lanes,
+                   append attempts, move deliveries, release lanes to their next head
+
+If the process dies anywhere, Postgres still holds every lane with its lease; a lease that
+runs out makes the lane due again, so only a request in flight at the death is repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+from delivery import payloads
+from delivery.attempt import AttemptResult, redacted, request_headers, send
+from delivery.retries import Decision, decide
+from delivery.signing import sign
+from hookline.db import Pool, Queries
+from hookline.links import event_link
+from hookline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SQL = Queries(Path(__file__).resolve().parent / "sql")
+_RECORD_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished attempt and what it decided, waiting to be recorded."""
+
+    job: asyncpg.Record
+    request_headers: dict[str, str]
+    result: AttemptResult
+    decision: Decision
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, pool: Pool, client: httpx.AsyncClient) -> None:
+        settings.require("secret_key")
+        self._settings = settings
+        self._pool = pool
+        self._client = client
+        self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._slot = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.delivered = 0  # attempts recorded by this process, for progress output
+
+    def wake(self) -> None:
+        """Look for due work now (the doorbell rang, or a lane was released)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`; then finish in-flight attempts and record them."""
+        recorder = asyncio.create_task(self._record_loop(), name="hookline-recorder")
+        try:
+            await self._claim_loop()
+        finally:
+            if self._in_flight:
+                await asyncio.wait(self._in_flight)
+            await self._outcomes.join()
+            recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder
+
+    def stop(self) -> None:
+        """Stop claiming; attempts in flight run to their deadline and are recorded."""
+        self._stopping = True
+        self._wake.set()
+        self._slot.set()
+
+    # -- claiming ---------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        settings = self._settings
+        while not self._stopping:
+            free = settings.worker_concurrency - len(self._in_flight)
+            if free <= 0:
+                self._slot.clear()
+                await self._slot.wait()
+                continue
+            want = min(free, settings.claim_batch)
+            self._wake.clear()
+            try:
+                jobs = await self._pool.fetch(
+                    SQL["claim_lanes"], want, settings.delivery_timeout, settings.lease_margin
+                )
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("claim failed (%s); retrying after %ss", exc, settings.sweep_interval)
+                await self._sleep(settings.sweep_interval)
+                continue
+            for job in jobs:
+                task = asyncio.create_task(self._attempt(job))
+                self._in_flight.add(task)
+                task.add_done_callback(self._done)
+            if len(jobs) < want:
+                await self._sleep(await self._idle_time())
+
+    async def _idle_time(self) -> float:
+        """Seconds until the next lane falls due, at most one sweep interval."""
+        interval = self._settings.sweep_interval
+        try:
+            due: datetime | None = await self._pool.fetchval(SQL["next_ready_at"])
+        except (OSError, asyncpg.PostgresError):
+            return interval
+        if due is None:
+            return interval
+        return max(0.0, min(interval, (due - datetime.now(UTC)).total_seconds()))
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0 or self._stopping:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slot.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("attempt task crashed", exc_info=task.exception())
+
+    # -- sending ----------------------------------------------------------------------
+
+    async def _attempt(self, job: asyncpg.Record) -> None:
+        settings = self._settings
+        headers, body = self._request(job)
+        deadline = job["timeout"] or settings.delivery_timeout
+        result = await send(
+            self._client, job["url"], headers, body,
+            deadline=deadline, max_bytes=settings.response_max_bytes,
+        )
+        decision = decide(
+            status_code=result.status_code,
+            retry_after=result.retry_after,
+            retries_used=job["retries_used"],
+            schedule=settings.retry_schedule,
+            on_exhausted=job["on_exhausted"],
+            retry_after_cap=settings.retry_after_cap,
+            now=datetime.now(UTC),
+        )
+        await self._outcomes.put(Outcome(job, redacted(headers), result, decision))
+
+    def _request(self, job: asyncpg.Record) -> tuple[dict[str, str], bytes]:
+        """Headers and the exact body bytes to sign and send for one claimed delivery."""
+        settings = self._settings
+        if job["payload"] == "full":
+            body = payloads.full_body(
+                job["event_id"], job["type"], job["created_at"], job["subject"], job["data"]
+            )
+        else:
+            assert settings.secret_key is not None
+            link = event_link(
+                settings.public_url, settings.secret_key, job["event_id"],
+                settings.fetch_link_ttl, time.time(),
+            )
+            body = payloads.thin_body(
+                job["event_id"], job["type"], job["created_at"], job["subject"],
+                job["event_url"], link,
+            )
+        timestamp = int(time.time())
+        headers = request_headers(
+            custom=orjson.loads(job["headers"]),
+            content_type="application/json",
+            msg_id=job["event_id"],
+            timestamp=timestamp,
+            signature=sign(job["secrets"], job["event_id"], timestamp, body),
+            attempt=job["attempts"] + 1,
+            sequence=job["seq"] if job["ordering"] != "none" else None,
+        )
+        return headers, body
+
+    # -- recording --------------------------------------------------------------------
+
+    async def _record_loop(self) -> None:
+        while True:
+            batch = [await self._outcomes.get()]
+            while len(batch) < _RECORD_BATCH and not self._outcomes.empty():
+                batch.append(self._outcomes.get_nowait())
+            while True:
+                try:
+                    await self._record(batch)
+                    break
+                except (OSError, asyncpg.PostgresError) as exc:
+                    # keep the results: leases outlast a short outage, and if this process
+                    # dies first the lanes fall due again and are resent
+                    log.warning("recording %d results failed (%s); retrying", len(batch), exc)
+                    await asyncio.sleep(self._settings.sweep_interval)
+            for _ in batch:
+                self._outcomes.task_done()
+            self.delivered += len(batch)
+            self.wake()  # released lanes may have their next head due now
+
+    async def _record(self, batch: list[Outcome]) -> None:
+        columns: list[list[Any]] = [[] for _ in range(14)]
+        for o in batch:
+            job, result, decision = o.job, o.result, o.decision
+            row = (
+                job["delivery_id"], job["lane_id"], job["lease_no"], decision.status,
+                job["attempts"] + 1, decision.retries_used, decision.next_attempt_at,
+                result.started_at, result.duration_ms, result.status_code, result.error,
+                o.request_headers, result.response_headers, result.response_body,
+            )
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        lanes, leases = columns[1], columns[2]
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(SQL["lock_lanes"], lanes)
+            await conn.execute(SQL["record_attempts"], *columns)
+            for o in batch:
+                if o.decision.endpoint_action is not None:
+                    status = "disabled" if o.decision.endpoint_action == "disable" else "paused"
+                    await conn.execute(
+                        SQL["set_endpoint_status"], o.job["endpoint_id"], status,
+                        o.decision.reason,
+                    )
+            await conn.execute(SQL["release_lanes"], lanes, leases)

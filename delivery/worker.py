@@ -1,0 +1,115 @@
+"""The worker process: the dispatcher, the doorbell listener and arq's periodic jobs.
+
+Delivery never depends on Redis: the dispatcher reads due work from Postgres and the
+doorbell only shortens its sleep. arq runs the periodic housekeeping and is restarted when
+Redis goes away (arq's own loop does not survive a lost connection), while deliveries go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from arq import cron
+from arq.connections import RedisSettings
+from arq.worker import Worker
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from delivery.dispatcher import SQL, Dispatcher
+from hookline import doorbell
+from hookline.db import Pool
+from hookline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def report_backlog(ctx: dict[str, Any]) -> None:
+    """arq cron job: say when due work is waiting, so a stuck installation is visible."""
+    pool: Pool = ctx["pool"]
+    backlog = await pool.fetchrow(SQL["due_backlog"])
+    if backlog is not None and backlog["oldest_s"] > 60:
+        log.warning(
+            "%d lanes are due and waiting; the oldest for %.0fs (are enough workers running?)",
+            backlog["lanes"], backlog["oldest_s"],
+        )
+
+
+def arq_worker(settings: Settings, pool: Pool) -> Worker:
+    """arq's worker, built from our settings (arq silently drops keys it does not know)."""
+    assert settings.redis_url is not None
+    return Worker(
+        functions=[],
+        cron_jobs=[cron(report_backlog, second=0)],  # type: ignore[arg-type]
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        queue_name=f"{settings.namespace}:arq",
+        ctx={"pool": pool},
+        handle_signals=False,
+        keep_result=0,
+        poll_delay=1.0,
+    )
+
+
+async def _keep_arq_running(settings: Settings, pool: Pool, retry_delay: float) -> None:
+    while True:
+        worker = arq_worker(settings, pool)
+        try:
+            await worker.async_run()
+        except (RedisError, OSError) as exc:
+            log.warning("arq lost Redis (%s); periodic jobs resume when it is back", exc)
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await worker.close()
+        await asyncio.sleep(retry_delay)
+
+
+async def _ring_listener(redis: Redis, namespace: str, wake: Callable[[], None]) -> None:
+    async for _ in doorbell.listen(redis, namespace):
+        wake()
+
+
+async def run_worker(
+    settings: Settings,
+    pool: Pool,
+    redis: Redis,
+    client: httpx.AsyncClient,
+    *,
+    until: Callable[[], Awaitable[None]] | None = None,
+) -> Dispatcher:
+    """Deliver until SIGTERM/SIGINT (or ``until`` returns), then finish in-flight attempts.
+
+    Returns the dispatcher so a caller can read its counters.
+    """
+    dispatcher = Dispatcher(settings, pool, client)
+    helpers = [
+        asyncio.create_task(_ring_listener(redis, settings.namespace, dispatcher.wake)),
+        asyncio.create_task(_keep_arq_running(settings, pool, settings.sweep_interval)),
+    ]
+    run = asyncio.create_task(dispatcher.run(), name="hookline-dispatcher")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if until is None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        waiter = asyncio.create_task(stop.wait())
+    else:
+        waiter = asyncio.ensure_future(until())
+    try:
+        await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("worker stopping: finishing attempts in flight")
+        dispatcher.stop()
+        await run
+    finally:
+        waiter.cancel()
+        for task in helpers:
+            task.cancel()
+        await asyncio.gather(*helpers, waiter, return_exceptions=True)
+        if until is None:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+    return dispatcher

@@ -1,0 +1,205 @@
+"""The command line, and the composition root: the one place that wires settings, the
+Postgres pool, Redis, the HTTP client and the apps together.
+
+    hookline migrate | serve | worker | dev | tenant create | user create
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import logging
+import secrets
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import orjson
+import uvicorn
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+
+from hookline import __version__
+from hookline.db import Pool, open_pool
+from hookline.errors import HooklineError
+from hookline.migrations import migrate
+from hookline.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("hookline")
+
+
+def build_app(settings: Settings, pool: Pool, redis: Redis) -> Starlette:
+    """The HTTP app: API and dashboard over one set of services."""
+    from api import app as api_app
+    from api.http import Services
+    from dashboard import app as dashboard_app
+    from hookline.doorbell import Doorbell
+
+    app = Starlette(
+        routes=[*api_app.routes(), *dashboard_app.routes()],
+        exception_handlers=api_app.exception_handlers(),
+    )
+    app.state.services = Services(settings, pool, redis, Doorbell(redis, settings.namespace))
+    api_app.init_state(app.state)
+    return app
+
+
+def _redis(settings: Settings) -> Redis:
+    assert settings.redis_url is not None
+    return Redis.from_url(settings.redis_url, socket_connect_timeout=2, health_check_interval=10)
+
+
+@contextlib.asynccontextmanager
+async def _services(settings: Settings) -> AsyncIterator[tuple[Pool, Redis]]:
+    settings.require("database_url", "redis_url")
+    redis = _redis(settings)
+    try:
+        async with open_pool(settings) as pool:
+            yield pool, redis
+    finally:
+        await redis.aclose()
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    async with open_pool(settings, size=2) as pool, pool.acquire() as conn:
+        return await migrate(conn)
+
+
+async def _serve(settings: Settings, pool: Pool, redis: Redis, host: str, port: int) -> None:
+    config = uvicorn.Config(
+        build_app(settings, pool, redis), host=host, port=port, log_level="info",
+        access_log=False, lifespan="off", server_header=False,
+    )
+    await uvicorn.Server(config).serve()
+
+
+async def _work(settings: Settings, pool: Pool, redis: Redis,
+                until: Callable[[], Awaitable[None]] | None = None) -> None:
+    from delivery.transport import create_http_client
+    from delivery.worker import run_worker
+
+    client = create_http_client(settings)
+    try:
+        await run_worker(settings, pool, redis, client, until=until)
+    finally:
+        await client.aclose()
+
+
+# -- commands ------------------------------------------------------------------------------
+
+async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    applied = await _migrate(settings)
+    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
+          else "database is up to date")
+    return 0
+
+
+async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    settings.require("database_url", "redis_url", "secret_key")
+    async with _services(settings) as (pool, redis):
+        await _serve(settings, pool, redis, args.host, args.port)
+    return 0
+
+
+async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    settings.require("database_url", "redis_url", "secret_key")
+    async with _services(settings) as (pool, redis):
+        log.info("worker started (concurrency %d)", settings.worker_concurrency)
+        await _work(settings, pool, redis)
+    return 0
+
+
+async def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int:
+    from hookline.tenants import create_tenant
+
+    async with open_pool(settings, size=2) as pool:
+        tenant, key = await create_tenant(pool, args.name)
+    if args.json:
+        print(orjson.dumps({"tenant": {"id": tenant.id, "name": tenant.name},
+                            "api_key": key}).decode())
+    else:
+        print(f"tenant  {tenant.id}  {tenant.name}\napi key {key}\n"
+              "(shown once: hookline keeps only a hash of it)")
+    return 0
+
+
+async def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
+    from hookline.tenants import create_user
+
+    password = args.password or getpass.getpass("password for the new user: ")
+    async with open_pool(settings, size=2) as pool:
+        user_id = await create_user(pool, args.tenant, args.email, password)
+    print(f"user {user_id} {args.email.strip().lower()} can now log in")
+    return 0
+
+
+async def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from hookline.dev import run_dev
+
+    return await run_dev(settings, args, serve=_serve, work=_work, migrate=_migrate)
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hookline", description="Webhook delivery platform.")
+    parser.add_argument("--version", action="version", version=f"hookline {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("migrate", help="apply pending database migrations").set_defaults(
+        run=cmd_migrate)
+    serve = sub.add_parser("serve", help="run the API and the dashboard")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=cmd_serve)
+    sub.add_parser("worker", help="run a delivery worker").set_defaults(run=cmd_worker)
+    dev = sub.add_parser("dev", help="everything in one process, for a first look")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--data-dir", type=Path, default=Path(".hookline"),
+                     help="where embedded Postgres/Valkey keep data (default: .hookline)")
+    dev.set_defaults(run=cmd_dev)
+
+    tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    create = tenant.add_parser("create", help="create a tenant and print its API key")
+    create.add_argument("name")
+    create.add_argument("--json", action="store_true", help="print one JSON object")
+    create.set_defaults(run=cmd_tenant_create)
+
+    user = sub.add_parser("user", help="manage operator logins").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    ucreate = user.add_parser("create", help="create an operator login")
+    ucreate.add_argument("--tenant", required=True, help="tenant id (ten_...)")
+    ucreate.add_argument("--email", required=True)
+    ucreate.add_argument("--password", help="prompted for when absent")
+    ucreate.set_defaults(run=cmd_user_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        if args.command not in ("dev",):
+            settings.require("database_url")
+        return asyncio.run(args.run(settings, args))
+    except SettingsError as exc:
+        print(f"hookline: {exc}", file=sys.stderr)
+        return 2
+    except HooklineError as exc:
+        print(f"hookline: {exc.detail}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def new_secret_key() -> str:
+    return secrets.token_urlsafe(48)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

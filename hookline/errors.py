@@ -1,0 +1,36 @@
+"""Domain errors, raised by kernel operations and turned into HTTP problems by the API.
+
+    HooklineError
+    ├── NotFound          the object does not exist for this tenant (never "forbidden")
+    ├── Conflict          a unique thing already exists, or the state forbids the change
+    └── InvalidInput      the request is well-formed but wrong (bad URL, unknown subscriber)
+"""
+
+from __future__ import annotations
+
+
+class HooklineError(Exception):
+    """Base of every error a caller of the kernel is expected to handle."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, object]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+class NotFound(HooklineError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(HooklineError):
+    status = 409
+    title = "Conflict"
+
+
+class InvalidInput(HooklineError):
+    status = 422
+    title = "Invalid input"

@@ -1,0 +1,124 @@
+"""Settings: one frozen, typed object read from ``HOOKLINE_*`` environment variables.
+
+Nothing reads the environment except :func:`load_settings`; everything else is handed a
+:class:`Settings`. A missing or invalid variable raises :class:`SettingsError` whose message
+names the variable, so a process stops at start with something a person can act on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+ENV_PREFIX = "HOOKLINE_"
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split_csv)]
+CsvFloats = Annotated[list[float], NoDecode, BeforeValidator(_split_csv)]
+
+
+class Settings(BaseSettings):
+    """Every knob of hookline, each with its default and why."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    # postgresql://user@host:port/db; required by every command but `dev`, which starts an
+    # embedded Postgres when it is unset.
+    database_url: str | None = None
+    # redis://host:port/db; wakes workers only, never holds state that matters.
+    redis_url: str | None = None
+    # Signs thin-payload fetch links and dashboard sessions. `dev` makes one per data folder.
+    secret_key: str | None = Field(default=None, min_length=32)
+    # Base URL that subscribers use to reach this server (fetch links, portal links).
+    public_url: str = "http://127.0.0.1:8000"
+    # Private networks outbound requests may reach; empty means public addresses only.
+    allowed_target_networks: CsvList = Field(default_factory=list)
+    # Seconds between attempts after the first one (+-20% jitter); one retry per entry.
+    retry_schedule: CsvFloats = Field(
+        default_factory=lambda: [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+    )
+    # Longest wait a receiver's Retry-After (on 429/503) may ask for, seconds.
+    retry_after_cap: float = Field(default=3600.0, gt=0)
+    # Default total deadline of one attempt (connect + send + response body), seconds.
+    delivery_timeout: float = Field(default=15.0, gt=0, le=30)
+    # Response bytes kept and read at most; a larger body is cut off, not waited for.
+    response_max_bytes: int = Field(default=64 * 1024, ge=1024)
+    # How long a claimed lane stays leased beyond the attempt deadline before another
+    # worker may take it over (a worker that died mid-request).
+    lease_margin: float = Field(default=10.0, gt=0)
+    # Most requests one worker process keeps in flight at once.
+    worker_concurrency: int = Field(default=256, ge=1)
+    # Lanes claimed per round trip to Postgres.
+    claim_batch: int = Field(default=100, ge=1)
+    # Longest a worker sleeps without looking at Postgres for due work (the sweeper
+    # interval): covers a lost wake-up, a flushed Redis, a dead peer's leases.
+    sweep_interval: float = Field(default=1.0, gt=0)
+    # Prefix of Redis keys and channels, so several installations can share one Redis.
+    namespace: str = Field(default="hookline", pattern=r"^[A-Za-z0-9_.:-]+$")
+    # Lifetime of the signed link in thin payloads, seconds.
+    fetch_link_ttl: int = Field(default=7 * 24 * 3600, ge=60)
+    # Connections in each process's Postgres pool.
+    db_pool_size: int = Field(default=10, ge=2)
+
+    @field_validator("allowed_target_networks")
+    @classmethod
+    def _networks_parse(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule_positive(cls, value: list[float]) -> list[float]:
+        if any(step < 0 for step in value):
+            raise ValueError("retry delays must be zero or more seconds")
+        return value
+
+    @property
+    def allowed_networks(self) -> tuple[IPNetwork, ...]:
+        return tuple(ipaddress.ip_network(n, strict=False) for n in self.allowed_target_networks)
+
+    def require(self, *names: str) -> None:
+        """Raise :class:`SettingsError` naming the first of ``names`` that is unset."""
+        for name in names:
+            if getattr(self, name) in (None, ""):
+                raise SettingsError(
+                    f"{ENV_PREFIX}{name.upper()} is not set; "
+                    f"set it in the environment (see README, Configuration)"
+                )
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``env`` (default: the process environment) plus ``overrides``."""
+    try:
+        if env is None:
+            return Settings(**overrides)
+        values: dict[str, Any] = {
+            key[len(ENV_PREFIX) :].lower(): value
+            for key, value in env.items()
+            if key.startswith(ENV_PREFIX)
+        }
+        values.update(overrides)
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -1,0 +1,46 @@
+-- name: list_deliveries
+-- A page of deliveries, newest first. $1 tenant_id, $2 endpoint id or NULL,
+-- $3 event id or NULL, $4 status or NULL, $5 cursor id or NULL, $6 limit
+SELECT d.id, d.event_id, d.endpoint_id, d.seq, d.status, d.attempts, d.next_attempt_at,
+       d.last_status, d.last_error, d.created_at, d.updated_at, ev.type AS event_type
+FROM deliveries d JOIN events ev ON ev.id = d.event_id
+WHERE d.tenant_id = $1
+  AND ($2::text IS NULL OR d.endpoint_id = $2)
+  AND ($3::text IS NULL OR d.event_id = $3)
+  AND ($4::text IS NULL OR d.status = $4)
+  AND ($5::text IS NULL OR d.id < $5)
+ORDER BY d.id DESC LIMIT $6;
+
+-- name: get_delivery
+-- One delivery. $1 tenant_id, $2 delivery id
+SELECT d.id, d.event_id, d.endpoint_id, d.seq, d.status, d.attempts, d.next_attempt_at,
+       d.last_status, d.last_error, d.created_at, d.updated_at, ev.type AS event_type
+FROM deliveries d JOIN events ev ON ev.id = d.event_id
+WHERE d.tenant_id = $1 AND d.id = $2;
+
+-- name: list_attempts
+-- Every attempt of a delivery, first to last. $1 tenant_id, $2 delivery id
+SELECT n, started_at, duration_ms, status_code, error, request_headers, response_headers,
+       response_body, next_attempt_at
+FROM attempts WHERE tenant_id = $1 AND delivery_id = $2 ORDER BY n;
+
+-- name: lock_delivery_lane
+-- Lock the lane of a delivery before changing the delivery (lanes first, as everywhere).
+-- $1 tenant_id, $2 delivery id
+SELECT l.id FROM lanes l JOIN deliveries d ON d.lane_id = l.id
+WHERE d.tenant_id = $1 AND d.id = $2
+FOR UPDATE OF l;
+
+-- name: retry_delivery
+-- Put a dead-lettered or cancelled delivery back for one immediate attempt and wake its
+-- lane. In a strict lane it becomes the head again: it goes before anything newer.
+-- $1 tenant_id, $2 delivery id, $3 retries allowed on the schedule (its length)
+WITH d AS (
+    UPDATE deliveries SET status = 'pending', next_attempt_at = now(), retries_used = $3,
+                          updated_at = now()
+    WHERE tenant_id = $1 AND id = $2 AND status IN ('failed', 'cancelled')
+    RETURNING lane_id
+)
+UPDATE lanes l SET ready_at = LEAST(coalesce(l.ready_at, now()), now())
+FROM d WHERE l.id = d.lane_id
+RETURNING l.id;

@@ -1,0 +1,22 @@
+-- name: create_tenant
+-- A new tenant. $1 name
+INSERT INTO tenants (name) VALUES ($1) RETURNING id, name, created_at;
+
+-- name: create_api_key
+-- Store the hash of a new API key. $1 tenant_id, $2 sha256 of the key, $3 display prefix
+INSERT INTO api_keys (tenant_id, key_hash, prefix) VALUES ($1, $2, $3) RETURNING id;
+
+-- name: tenant_for_key
+-- The tenant an unrevoked API key belongs to. $1 sha256 of the key
+SELECT t.id, t.name
+FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+WHERE k.key_hash = $1 AND k.revoked_at IS NULL;
+
+-- name: get_tenant
+-- One tenant. $1 tenant_id
+SELECT id, name, created_at FROM tenants WHERE id = $1;
+
+-- name: create_user
+-- An operator login. $1 tenant_id, $2 email (lower case), $3 argon2 hash
+INSERT INTO users (tenant_id, email, password_hash) VALUES ($1, $2, $3)
+RETURNING id, tenant_id, email, created_at;
