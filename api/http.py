@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response

@@ -53,7 +53,8 @@ async def on_validation_error(request: Request, exc: Exception) -> Response:
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return problem(exc.status_code, exc.detail, headers=exc.headers)
+    return problem(exc.status_code, exc.detail,
+                   headers=dict(exc.headers) if exc.headers else None)
 
 
 async def on_crash(request: Request, exc: Exception) -> Response:

@@ -45,7 +45,7 @@ def arq_worker(settings: Settings, pool: Pool) -> Worker:
     assert settings.redis_url is not None
     return Worker(
         functions=[],
-        cron_jobs=[cron(report_backlog, second=0)],  # type: ignore[arg-type]
+        cron_jobs=[cron(report_backlog, second=0)],
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         queue_name=f"{settings.namespace}:arq",
         ctx={"pool": pool},
@@ -96,7 +96,7 @@ async def run_worker(
     if until is None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        waiter = asyncio.create_task(stop.wait())
+        waiter: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     else:
         waiter = asyncio.ensure_future(until())
     try:

@@ -48,7 +48,10 @@ def build_app(settings: Settings, pool: Pool, redis: Redis) -> Starlette:
 
 def _redis(settings: Settings) -> Redis:
     assert settings.redis_url is not None
-    return Redis.from_url(settings.redis_url, socket_connect_timeout=2, health_check_interval=10)
+    client: Redis = Redis.from_url(
+        settings.redis_url, socket_connect_timeout=2, health_check_interval=10
+    )
+    return client
 
 
 @contextlib.asynccontextmanager
@@ -64,7 +67,7 @@ async def _services(settings: Settings) -> AsyncIterator[tuple[Pool, Redis]]:
 
 async def _migrate(settings: Settings) -> list[str]:
     async with open_pool(settings, size=2) as pool, pool.acquire() as conn:
-        return await migrate(conn)
+        return await migrate(conn)  # type: ignore[arg-type]  # a pool proxy is a Connection
 
 
 async def _serve(settings: Settings, pool: Pool, redis: Redis, host: str, port: int) -> None:
@@ -181,12 +184,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = load_settings()
         if args.command not in ("dev",):
             settings.require("database_url")
-        return asyncio.run(args.run(settings, args))
+        code: int = asyncio.run(args.run(settings, args))
+        return code
     except SettingsError as exc:
         print(f"hookline: {exc}", file=sys.stderr)
         return 2

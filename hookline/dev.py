@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from hookline.settings import Settings
 
 log = logging.getLogger("hookline.dev")
 
-Serve = Callable[[Settings, Pool, Redis, str, int], Awaitable[None]]
+Serve = Callable[[Settings, Pool, Redis, str, int], Coroutine[Any, Any, None]]
 Work = Callable[..., Awaitable[None]]
 Migrate = Callable[[Settings], Awaitable[list[str]]]
 
@@ -108,12 +108,16 @@ def _banner(settings: Settings, demo: dict[str, str], host: str, port: int) -> s
 """
 
 
+async def _finished(task: asyncio.Task[None]) -> None:
+    await asyncio.shield(task)
+
+
 async def run_dev(
     settings: Settings, args: argparse.Namespace, *, serve: Serve, work: Work,
     migrate: Migrate,
 ) -> int:
     data_dir: Path = args.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, at start)
     settings = _dev_defaults(settings, data_dir)
     if settings.public_url == Settings.model_fields["public_url"].default:
         settings = settings.model_copy(update={"public_url": f"http://{args.host}:{args.port}"})
@@ -127,7 +131,7 @@ async def run_dev(
                 print(_banner(settings, demo, args.host, args.port), flush=True)
                 server = asyncio.create_task(serve(settings, pool, redis, args.host, args.port))
                 # the worker stops when the server does (uvicorn owns Ctrl+C in dev)
-                await work(settings, pool, redis, until=lambda: asyncio.shield(server))
+                await work(settings, pool, redis, until=lambda: _finished(server))
         finally:
             await redis.aclose()
     return 0

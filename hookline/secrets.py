@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _API_KEY_PREFIX = "hk_"
-_SECRET_PREFIX = "whsec_"
+_SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 _passwords = PasswordHasher()
 
 

@@ -157,7 +157,7 @@ async def test_tenants_cannot_see_each_other(
 ) -> None:
     from hookline.tenants import create_tenant
 
-    other, other_key = await create_tenant(pool, "Other")
+    _other, other_key = await create_tenant(pool, "Other")
     theirs = {"authorization": f"Bearer {other_key}"}
     await api.post("/v1/subscribers", headers=tenant.headers, json={"uid": "a"})
     ep = (await api.post("/v1/endpoints", headers=tenant.headers,

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import TenantKey
-from tests.receiver import Receiver, Received, wait_for
+from tests.receiver import Received, Receiver, wait_for
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -31,7 +31,7 @@ async def _delivery(api: httpx.AsyncClient, tenant: TenantKey) -> dict[str, Any]
 
 
 async def _status_is(api: httpx.AsyncClient, tenant: TenantKey, status: str) -> bool:
-    return (await _delivery(api, tenant))["status"] == status
+    return bool((await _delivery(api, tenant))["status"] == status)
 
 
 async def test_failure_is_retried_until_success(

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from hookline.settings import Settings
 from tests import processes
 from tests.conftest import TenantKey
-from tests.receiver import Receiver, Received, wait_for
+from tests.receiver import Received, Receiver, wait_for
 
 
 async def _endpoint(api: httpx.AsyncClient, tenant: TenantKey, url: str) -> str:

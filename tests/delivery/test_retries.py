@@ -29,6 +29,7 @@ def test_2xx_succeeds(status: int) -> None:
 def test_other_answers_retry_on_the_schedule_with_jitter(status: int | None) -> None:
     d = _decide(status)
     assert d.status == "retrying" and d.retries_used == 1
+    assert d.next_attempt_at is not None
     delay = (d.next_attempt_at - NOW).total_seconds()
     assert 4.0 <= delay <= 6.0
 

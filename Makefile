@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine:
+#   make dev    installs hookline in .venv and runs `hookline dev`
+#   make test   installs it with the test tools and runs the whole suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: install dev test lint bench clean
+
+$(BIN)/hookline: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,embedded]'
+	touch $@
+
+install: $(BIN)/hookline
+
+dev: install
+	$(BIN)/hookline dev
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .hookline .mypy_cache .ruff_cache .pytest_cache

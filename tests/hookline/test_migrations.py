@@ -1,0 +1,32 @@
+"""Migrations: applied once, in order, safely from several processes at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from hookline.migrations import load_migrations, migrate
+from tests.conftest import Backing
+
+
+async def test_concurrent_migrators_apply_each_file_once(backing: Backing) -> None:
+    name = "hookline_migrate_race"
+    admin = await asyncpg.connect(backing.admin_url)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        conns = [await asyncpg.connect(backing.url_for(name)) for _ in range(4)]
+        results = await asyncio.gather(*(migrate(c) for c in conns))
+        applied = [r for r in results if r]
+        assert len(applied) == 1, "exactly one migrator does the work"
+        assert applied[0] == [m.name for m in load_migrations()]
+        again = await migrate(conns[0])
+        assert again == []
+        versions = await conns[0].fetch("SELECT version FROM schema_migrations ORDER BY 1")
+        assert [v["version"] for v in versions] == [m.version for m in load_migrations()]
+        for c in conns:
+            await c.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
