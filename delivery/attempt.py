@@ -72,7 +72,7 @@ def redacted(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 async def send(
-    client: httpx.AsyncClient,
+    transport: httpx.AsyncBaseTransport,
     url: str,
     headers: Mapping[str, str],
     body: bytes,
@@ -88,13 +88,17 @@ async def send(
     error: str | None = None
     try:
         async with asyncio.timeout(deadline):
-            async with client.stream("POST", url, content=body, headers=headers) as response:
+            request = httpx.Request("POST", url, content=body, headers=headers)
+            response = await transport.handle_async_request(request)
+            try:
                 status_code = response.status_code
                 response_headers = {k.lower(): v[:512] for k, v in response.headers.items()}
                 async for chunk in response.aiter_raw():
                     received += chunk
                     if len(received) >= max_bytes:
-                        break  # enough: leaving the block drops the connection
+                        break  # enough: closing drops the connection
+            finally:
+                await response.aclose()
     except TimeoutError:
         error = f"timeout after {deadline:g}s"
     except TargetRefused as exc:

@@ -2,12 +2,15 @@
 
 One dispatcher runs per worker process, as three loops sharing an in-memory queue:
 
-    claim loop     lease up to ``claim_batch`` due lanes in one statement, start one send
-                   per lane, never more than ``worker_concurrency`` in flight; when nothing
+    claim loop     lease up to ``claim_batch`` due lanes in one statement with up to
+                   ``lane_batch`` due deliveries each, start one task per lane, never more
+                   than ``worker_concurrency`` lanes in flight; when nothing
                    is due, sleep until the doorbell rings, a result frees a lane, the next
                    lane falls due, or ``sweep_interval`` passes (the sweep that re-finds work
                    nobody was woken for: a flushed Redis, a dead worker's expired lease)
-    send tasks     one HTTP attempt each, under one total deadline
+    lane tasks     send a lane's deliveries one after another in sequence order, each
+                   under one total deadline, stopping at the first failure or once the
+                   first deadline has passed (the lease covers two deadlines)
     record loop    writes every result that has piled up in one transaction: lock lanes,
                    append attempts, move deliveries, release lanes to their next head
 
@@ -55,12 +58,14 @@ class Outcome:
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, pool: Pool, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, settings: Settings, pool: Pool, transport: httpx.AsyncBaseTransport
+    ) -> None:
         settings.require("secret_key")
         self._settings = settings
         self._pool = pool
-        self._client = client
-        self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        self._transport = transport
+        self._outcomes: asyncio.Queue[list[Outcome]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._slot = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -104,17 +109,21 @@ class Dispatcher:
             self._wake.clear()
             try:
                 jobs = await self._pool.fetch(
-                    SQL["claim_lanes"], want, settings.delivery_timeout, settings.lease_margin
+                    SQL["claim_lanes"], want, settings.delivery_timeout, settings.lease_margin,
+                    settings.lane_batch,
                 )
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("claim failed (%s); retrying after %ss", exc, settings.sweep_interval)
                 await self._sleep(settings.sweep_interval)
                 continue
-            for job in jobs:
-                task = asyncio.create_task(self._attempt(job))
+            lanes: dict[int, list[asyncpg.Record]] = {}
+            for job in jobs:  # ordered by lane, then sequence
+                lanes.setdefault(job["lane_id"], []).append(job)
+            for run in lanes.values():
+                task = asyncio.create_task(self._run_lane(run))
                 self._in_flight.add(task)
                 task.add_done_callback(self._done)
-            if len(jobs) < want:
+            if len(lanes) < want:
                 await self._sleep(await self._idle_time())
 
     async def _idle_time(self) -> float:
@@ -143,12 +152,25 @@ class Dispatcher:
 
     # -- sending ----------------------------------------------------------------------
 
-    async def _attempt(self, job: asyncpg.Record) -> None:
+    async def _run_lane(self, run: list[asyncpg.Record]) -> None:
+        """Send a lane's claimed deliveries in order; record them together."""
+        deadline = run[0]["timeout"] or self._settings.delivery_timeout
+        started = time.monotonic()
+        outcomes: list[Outcome] = []
+        for job in run:
+            if outcomes and time.monotonic() - started > deadline:
+                break  # another attempt could outlast the lease; the rest wait for a claim
+            outcome = await self._attempt(job, deadline)
+            outcomes.append(outcome)
+            if outcome.decision.status != "succeeded":
+                break  # the head failed: nothing after it may overtake it
+        await self._outcomes.put(outcomes)
+
+    async def _attempt(self, job: asyncpg.Record, deadline: float) -> Outcome:
         settings = self._settings
         headers, body = self._request(job)
-        deadline = job["timeout"] or settings.delivery_timeout
         result = await send(
-            self._client, job["url"], headers, body,
+            self._transport, job["url"], headers, body,
             deadline=deadline, max_bytes=settings.response_max_bytes,
         )
         decision = decide(
@@ -160,7 +182,7 @@ class Dispatcher:
             retry_after_cap=settings.retry_after_cap,
             now=datetime.now(UTC),
         )
-        await self._outcomes.put(Outcome(job, redacted(headers), result, decision))
+        return Outcome(job, redacted(headers), result, decision)
 
     def _request(self, job: asyncpg.Record) -> tuple[dict[str, str], bytes]:
         """Headers and the exact body bytes to sign and send for one claimed delivery."""
@@ -195,9 +217,10 @@ class Dispatcher:
 
     async def _record_loop(self) -> None:
         while True:
-            batch = [await self._outcomes.get()]
-            while len(batch) < _RECORD_BATCH and not self._outcomes.empty():
-                batch.append(self._outcomes.get_nowait())
+            runs = [await self._outcomes.get()]
+            while len(runs) < _RECORD_BATCH and not self._outcomes.empty():
+                runs.append(self._outcomes.get_nowait())
+            batch = [outcome for run in runs for outcome in run]
             while True:
                 try:
                     await self._record(batch)
@@ -207,7 +230,7 @@ class Dispatcher:
                     # dies first the lanes fall due again and are resent
                     log.warning("recording %d results failed (%s); retrying", len(batch), exc)
                     await asyncio.sleep(self._settings.sweep_interval)
-            for _ in batch:
+            for _ in runs:
                 self._outcomes.task_done()
             self.delivered += len(batch)
             self.wake()  # released lanes may have their next head due now
@@ -224,9 +247,10 @@ class Dispatcher:
             )
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
-        lanes, leases = columns[1], columns[2]
+        held = dict(zip(columns[1], columns[2], strict=True))  # lane -> lease, once each
+        lanes, leases = list(held), list(held.values())
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(SQL["lock_lanes"], lanes)
+            await conn.execute(SQL["lock_lanes"], lanes)  # before any row they guard
             await conn.execute(SQL["record_attempts"], *columns)
             for o in batch:
                 if o.decision.endpoint_action is not None:

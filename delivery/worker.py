@@ -77,7 +77,7 @@ async def run_worker(
     settings: Settings,
     pool: Pool,
     redis: Redis,
-    client: httpx.AsyncClient,
+    transport: httpx.AsyncBaseTransport,
     *,
     until: Callable[[], Awaitable[None]] | None = None,
 ) -> Dispatcher:
@@ -85,7 +85,7 @@ async def run_worker(
 
     Returns the dispatcher so a caller can read its counters.
     """
-    dispatcher = Dispatcher(settings, pool, client)
+    dispatcher = Dispatcher(settings, pool, transport)
     helpers = [
         asyncio.create_task(_ring_listener(redis, settings.namespace, dispatcher.wake)),
         asyncio.create_task(_keep_arq_running(settings, pool, settings.sweep_interval)),

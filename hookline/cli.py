@@ -18,6 +18,7 @@ from pathlib import Path
 
 import orjson
 import uvicorn
+import uvloop
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
@@ -80,14 +81,14 @@ async def _serve(settings: Settings, pool: Pool, redis: Redis, host: str, port: 
 
 async def _work(settings: Settings, pool: Pool, redis: Redis,
                 until: Callable[[], Awaitable[None]] | None = None) -> None:
-    from delivery.transport import create_http_client
+    from delivery.transport import create_transport
     from delivery.worker import run_worker
 
-    client = create_http_client(settings)
+    transport = create_transport(settings)
     try:
-        await run_worker(settings, pool, redis, client, until=until)
+        await run_worker(settings, pool, redis, transport, until=until)
     finally:
-        await client.aclose()
+        await transport.aclose()
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -191,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         if args.command not in ("dev",):
             settings.require("database_url")
-        code: int = asyncio.run(args.run(settings, args))
+        # uvloop (installed with uvicorn[standard]): socket writes and callbacks in C
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            code: int = runner.run(args.run(settings, args))
         return code
     except SettingsError as exc:
         print(f"hookline: {exc}", file=sys.stderr)

@@ -112,7 +112,7 @@ def start_embedded(
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    account = _account_for(data_dir)
+    account = _account_for(data_dir, need_postgres=postgres_bin is not None)
     lock = _DataDirLock.acquire(data_dir / "embedded.lock")
     servers: list[_Server] = []
     try:
@@ -224,11 +224,11 @@ class _Account:
     gid: int
 
 
-def _account_for(data_dir: Path) -> _Account | None:
+def _account_for(data_dir: Path, *, need_postgres: bool) -> _Account | None:
     """None when not root (the servers run as the caller), else the account to switch to."""
     if os.geteuid() != 0:
         pgdata = data_dir / "postgres"
-        if pgdata.exists() and pgdata.stat().st_uid != os.geteuid():
+        if need_postgres and pgdata.exists() and pgdata.stat().st_uid != os.geteuid():
             owner = _user_name(pgdata.stat().st_uid)
             raise RuntimeError(
                 f"{pgdata} belongs to {owner}, and Postgres runs as the owner of its data:"
@@ -339,7 +339,9 @@ class _DataDirLock:
             self._fd = None
 
 
-def _stop_leftover(pid_file: Path, home: Path, program: str, stop_signal: signal.Signals) -> None:
+def _stop_leftover(
+    pid_file: Path, home: Path, program: str, stop_signal: signal.Signals, timeout: float
+) -> None:
     """Stop a server that a killed earlier run left running on this folder (lock held).
 
     Postgres would otherwise refuse to start on the data folder it still holds.
@@ -357,7 +359,7 @@ def _stop_leftover(pid_file: Path, home: Path, program: str, stop_signal: signal
     logger.warning("stopping embedded %s (pid %d) left running by an earlier run", program, pid)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, stop_signal)
-    if not _poll(gone, _POSTGRES_STOP_TIMEOUT):
+    if not _poll(gone, timeout):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         _poll(gone, 5.0)
@@ -534,7 +536,8 @@ def _start_postgres(bin_dir: Path, pgdata: Path, account: _Account | None) -> _S
     logger.info("starting embedded Postgres in %s", pgdata)
     _give_to(account, pgdata, bin_dir)
     if (pgdata / "PG_VERSION").exists():
-        _stop_leftover(pgdata / "postmaster.pid", pgdata, "postgres", signal.SIGINT)
+        pid_file = pgdata / "postmaster.pid"
+        _stop_leftover(pid_file, pgdata, "postgres", signal.SIGINT, _POSTGRES_STOP_TIMEOUT)
     else:
         _initdb(bin_dir, pgdata, account)
     log_dir = pgdata / "log"
@@ -629,7 +632,7 @@ def _start_valkey(binary: Path, folder: Path, account: _Account | None) -> _Serv
     logger.info("starting embedded Valkey in %s", folder)
     _give_to(account, folder, binary.parent)
     pid_file = folder / "valkey.pid"
-    _stop_leftover(pid_file, folder, "valkey-server", signal.SIGTERM)
+    _stop_leftover(pid_file, folder, "valkey-server", signal.SIGTERM, _VALKEY_STOP_TIMEOUT)
     config = {
         "bind": HOST,
         "protected-mode": "yes",

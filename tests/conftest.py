@@ -166,17 +166,17 @@ async def worker(settings: Settings, pool: Pool, redis: Redis) -> AsyncIterator[
     """A delivery worker running in the test's event loop until the test ends."""
     import asyncio
 
-    from delivery.transport import create_http_client
+    from delivery.transport import create_transport
     from delivery.worker import run_worker
 
     stop = asyncio.Event()
-    client = create_http_client(settings)
+    transport = create_transport(settings)
 
     async def until() -> None:
         await stop.wait()
 
-    task = asyncio.create_task(run_worker(settings, pool, redis, client, until=until))
+    task = asyncio.create_task(run_worker(settings, pool, redis, transport, until=until))
     yield
     stop.set()
     await task
-    await client.aclose()
+    await transport.aclose()

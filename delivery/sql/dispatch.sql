@@ -1,28 +1,42 @@
 -- name: claim_lanes
--- Lease up to $1 due lanes and return the head delivery of each with what is needed to
--- send it. A lane with nothing to send, or whose endpoint is no longer active, is parked
+-- Lease up to $1 due lanes and return, in sequence order, the head delivery of each and up
+-- to $4 - 1 followers that are due too, with what is needed to send them. The worker sends
+-- a lane's rows one after another and stops at the first failure, so the lease covers two
+-- attempt deadlines (it starts no attempt after the first deadline has passed).
+-- A lane with nothing to send, or whose endpoint is no longer active, is parked
 -- (ready_at NULL) instead. SKIP LOCKED: lanes an ingest or another worker holds are left.
--- $1 limit, $2 default attempt timeout (s), $3 lease margin (s)
+-- $1 limit, $2 default attempt timeout (s), $3 lease margin (s), $4 deliveries per lane
 WITH picked AS (
     SELECT id FROM lanes
     WHERE ready_at <= now() AND (lease_until IS NULL OR lease_until < now())
     ORDER BY ready_at
     LIMIT $1
     FOR UPDATE SKIP LOCKED
-), head AS (
-    SELECT DISTINCT ON (d.lane_id) d.lane_id, d.id
-    FROM deliveries d
-    WHERE d.lane_id IN (SELECT id FROM picked) AND d.status IN ('pending', 'retrying')
-    ORDER BY d.lane_id, d.seq
+), run AS (
+    SELECT p.id AS lane_id, r.id, r.seq
+    FROM picked p CROSS JOIN LATERAL (
+        SELECT d.id, d.seq, row_number() OVER w AS pos,
+               count(*) FILTER (WHERE d.next_attempt_at > now()) OVER w AS waiting
+        FROM (SELECT * FROM deliveries d
+              WHERE d.lane_id = p.id AND d.status IN ('pending', 'retrying')
+              ORDER BY d.seq LIMIT $4) d
+        WINDOW w AS (ORDER BY d.seq)
+    ) r
+    -- the head is due because its lane is; followers only while every one before is due
+    WHERE r.pos = 1 OR r.waiting = 0
 ), leased AS (
     UPDATE lanes l
     SET lease_no = l.lease_no + 1,
-        lease_until = CASE WHEN h.id IS NOT NULL AND e.status = 'active'
-                           THEN now() + make_interval(secs => coalesce(e.timeout, $2) + $3) END,
-        ready_at = CASE WHEN h.id IS NOT NULL AND e.status = 'active' THEN l.ready_at END
-    FROM picked p LEFT JOIN head h ON h.lane_id = p.id, endpoints e
+        lease_until = CASE WHEN e.status = 'active' AND EXISTS (
+                               SELECT 1 FROM run WHERE run.lane_id = l.id)
+                           THEN now() + make_interval(secs => 2 * coalesce(e.timeout, $2) + $3)
+                      END,
+        ready_at = CASE WHEN e.status = 'active' AND EXISTS (
+                            SELECT 1 FROM run WHERE run.lane_id = l.id)
+                        THEN l.ready_at END
+    FROM picked p, endpoints e
     WHERE l.id = p.id AND e.id = l.endpoint_id
-    RETURNING l.id AS lane_id, l.lease_no, h.id AS delivery_id, e.status AS endpoint_status
+    RETURNING l.id AS lane_id, l.lease_no, e.status AS endpoint_status
 )
 SELECT x.lane_id, x.lease_no, d.id AS delivery_id, d.seq, d.attempts, d.retries_used,
        ev.id AS event_id, ev.type, ev.subject, ev.url AS event_url, ev.created_at,
@@ -33,10 +47,12 @@ SELECT x.lane_id, x.lease_no, d.id AS delivery_id, d.seq, d.attempts, d.retries_
              WHERE s.endpoint_id = e.id AND (s.expires_at IS NULL OR s.expires_at > now())
              ORDER BY s.created_at DESC) AS secrets
 FROM leased x
-JOIN deliveries d ON d.id = x.delivery_id
+JOIN run ON run.lane_id = x.lane_id
+JOIN deliveries d ON d.id = run.id
 JOIN events ev ON ev.id = d.event_id
 JOIN endpoints e ON e.id = d.endpoint_id
-WHERE x.endpoint_status = 'active';
+WHERE x.endpoint_status = 'active'
+ORDER BY x.lane_id, d.seq;
 
 -- name: next_ready_at
 -- When the earliest idle lane falls due (NULL: nothing scheduled). No parameters.
