@@ -111,11 +111,12 @@ async def _arrivals(session: aiohttp.ClientSession, base: str) -> dict[str, floa
 
 async def _until_arrived(session: aiohttp.ClientSession, base: str, n: int) -> dict[str, float]:
     deadline = time.monotonic() + 300
-    while True:
-        got = await _arrivals(session, base)
-        if len(got) >= n or time.monotonic() > deadline:
-            return got
-        await asyncio.sleep(0.1)
+    while time.monotonic() < deadline:
+        async with session.get(f"{base}/count") as r:
+            if int(await r.text()) >= n:
+                break
+        await asyncio.sleep(0.05)
+    return await _arrivals(session, base)
 
 
 def _event(i: int) -> dict[str, Any]:

@@ -77,6 +77,7 @@ class _GuardedTransport(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport, allowed: Sequence[IPNetwork]) -> None:
         self._inner = inner
         self._allowed = tuple(allowed)
+        self._allowed_literals: set[str] = set()  # the policy is fixed for our lifetime
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -90,6 +91,8 @@ class _GuardedTransport(httpx.AsyncBaseTransport):
             raise GuardRefused(str(exc), request=request) from exc
 
     async def _check_literal(self, url: httpx.URL) -> None:
+        if url.host in self._allowed_literals:
+            return
         try:
             address = ipaddress.ip_address(url.host)
         except ValueError:
@@ -99,6 +102,8 @@ class _GuardedTransport(httpx.AsyncBaseTransport):
         # a standard spelling is judged without getaddrinfo, whose thread hop per request
         # cost a third of a worker's CPU
         check_address(address, self._allowed)
+        if len(self._allowed_literals) < 10_000:
+            self._allowed_literals.add(url.host)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
