@@ -29,7 +29,7 @@ async def readyz(request: Request) -> Response:
         async with asyncio.timeout(1):
             await svc.pool.fetchval("SELECT 1")
         checks["postgres"] = "ok"
-    except (OSError, TimeoutError, Exception) as exc:
+    except Exception as exc:  # any failure at all means "not ready"
         checks["postgres"] = f"unreachable: {type(exc).__name__}"
     try:
         async with asyncio.timeout(1):
@@ -38,15 +38,20 @@ async def readyz(request: Request) -> Response:
     except (RedisError, OSError, TimeoutError) as exc:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return JSON({"status": "ok" if ready else "unavailable", "checks": checks},
-                status_code=200 if ready else 503)
+    return JSON(
+        {"status": "ok" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
 
 
 def routes() -> list[BaseRoute]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        *events.routes, *subscribers.routes, *endpoints.routes, *deliveries.routes,
+        *events.routes,
+        *subscribers.routes,
+        *endpoints.routes,
+        *deliveries.routes,
     ]
 
 

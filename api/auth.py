@@ -42,8 +42,9 @@ async def tenant(request: Request) -> Tenant:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
-        raise HTTPException(401, "send an API key as `Authorization: Bearer <key>`",
-                            headers=_UNAUTHORIZED)
+        raise HTTPException(
+            401, "send an API key as `Authorization: Bearer <key>`", headers=_UNAUTHORIZED
+        )
     cache: KeyCache = request.app.state.key_cache
     found = cache.get(key)
     if found is None:

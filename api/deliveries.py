@@ -14,8 +14,20 @@ from api.http import JSON, page, query_choice, query_int, services
 from hookline.db import Row
 from hookline.deliveries import STATUSES, get_delivery, list_deliveries, retry_delivery
 
-_FIELDS = ("id", "event_id", "endpoint_id", "event_type", "seq", "status", "attempts",
-           "next_attempt_at", "last_status", "last_error", "created_at", "updated_at")
+_FIELDS = (
+    "id",
+    "event_id",
+    "endpoint_id",
+    "event_type",
+    "seq",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_status",
+    "last_error",
+    "created_at",
+    "updated_at",
+)
 
 
 def delivery_shape(row: Row) -> dict[str, Any]:
@@ -29,11 +41,15 @@ def delivery_shape(row: Row) -> dict[str, Any]:
 
 def _attempt_shape(row: Row) -> dict[str, Any]:
     return {
-        "n": row["n"], "started_at": row["started_at"], "duration_ms": row["duration_ms"],
-        "status_code": row["status_code"], "error": row["error"],
+        "n": row["n"],
+        "started_at": row["started_at"],
+        "duration_ms": row["duration_ms"],
+        "status_code": row["status_code"],
+        "error": row["error"],
         "request_headers": orjson.Fragment(row["request_headers"]),
         "response_headers": orjson.Fragment(row["response_headers"]),
-        "response_body": row["response_body"], "next_attempt_at": row["next_attempt_at"],
+        "response_body": row["response_body"],
+        "next_attempt_at": row["next_attempt_at"],
     }
 
 
@@ -42,10 +58,13 @@ async def index(request: Request) -> Response:
     limit = query_int(request, "limit", 50, 1, 100)
     params = request.query_params
     rows = await list_deliveries(
-        services(request).pool, owner.id,
-        endpoint=params.get("endpoint"), event=params.get("event"),
+        services(request).pool,
+        owner.id,
+        endpoint=params.get("endpoint"),
+        event=params.get("event"),
         status=query_choice(request, "status", STATUSES),
-        cursor=params.get("cursor"), limit=limit,
+        cursor=params.get("cursor"),
+        limit=limit,
     )
     return page(rows, limit, delivery_shape)
 

@@ -15,9 +15,24 @@ from api.schemas import EndpointIn
 from hookline.db import Row
 from hookline.endpoints import create_endpoint, current_secret, get_endpoint, list_endpoints
 
-_FIELDS = ("id", "subscriber", "url", "description", "event_types", "ordering", "on_exhausted",
-           "payload", "format", "timeout", "rate_limit", "max_in_flight", "status",
-           "status_reason", "created_at", "updated_at")
+_FIELDS = (
+    "id",
+    "subscriber",
+    "url",
+    "description",
+    "event_types",
+    "ordering",
+    "on_exhausted",
+    "payload",
+    "format",
+    "timeout",
+    "rate_limit",
+    "max_in_flight",
+    "status",
+    "status_reason",
+    "created_at",
+    "updated_at",
+)
 
 
 def endpoint_shape(row: Row) -> dict[str, Any]:

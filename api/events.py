@@ -20,7 +20,9 @@ from hookline.links import verify_event_link
 
 def event_shape(row: Row) -> dict[str, Any]:
     shaped: dict[str, Any] = {
-        "id": row["id"], "type": row["type"], "timestamp": row["created_at"],
+        "id": row["id"],
+        "type": row["type"],
+        "timestamp": row["created_at"],
         "data": orjson.Fragment(row["data"]),
     }
     for field in ("subject", "url", "ordering_key", "subscriber", "producer_id"):
@@ -37,8 +39,12 @@ async def create_event(request: Request) -> Response:
     accepted = await ingest_event(svc.pool, owner.id, event.model_dump())
     svc.doorbell.ring()
     return JSON(
-        {"id": accepted.id, "type": event.type, "timestamp": accepted.created_at,
-         "deliveries": accepted.deliveries},
+        {
+            "id": accepted.id,
+            "type": event.type,
+            "timestamp": accepted.created_at,
+            "deliveries": accepted.deliveries,
+        },
         status_code=202,
     )
 
@@ -55,8 +61,9 @@ async def event_content(request: Request) -> Response:
     event_id = request.path_params["id"]
     params = request.query_params
     secret_key = svc.settings.secret_key or ""
-    if not verify_event_link(secret_key, event_id, params.get("expires", ""),
-                             params.get("sig", "")):
+    if not verify_event_link(
+        secret_key, event_id, params.get("expires", ""), params.get("sig", "")
+    ):
         raise HTTPException(404, "this link is not valid or has expired")
     found = await svc.pool.fetchrow(QUERIES["get_event_by_id"], event_id)
     if found is None:

@@ -15,23 +15,39 @@ from hookline.errors import HooklineError
 
 log = logging.getLogger(__name__)
 
-_TITLES = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 405: "Method not allowed",
-           409: "Conflict", 413: "Content too large", 415: "Unsupported media type",
-           422: "Invalid input", 429: "Too many requests", 500: "Internal server error"}
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Invalid input",
+    429: "Too many requests",
+    500: "Internal server error",
+}
 
 
 def problem(
-    status: int, detail: str, *, errors: list[dict[str, Any]] | None = None,
+    status: int,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
     body: dict[str, Any] = {
-        "type": "about:blank", "title": _TITLES.get(status, "Error"), "status": status,
+        "type": "about:blank",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
         "detail": detail,
     }
     if errors:
         body["errors"] = errors
     return Response(
-        orjson.dumps(body), status_code=status, headers=headers,
+        orjson.dumps(body),
+        status_code=status,
+        headers=headers,
         media_type="application/problem+json",
     )
 
@@ -47,14 +63,12 @@ async def on_hookline_error(request: Request, exc: Exception) -> Response:
 
 async def on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ValidationError)
-    return problem(422, "the request did not validate; see errors",
-                   errors=validation_errors(exc))
+    return problem(422, "the request did not validate; see errors", errors=validation_errors(exc))
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return problem(exc.status_code, exc.detail,
-                   headers=dict(exc.headers) if exc.headers else None)
+    return problem(exc.status_code, exc.detail, headers=dict(exc.headers) if exc.headers else None)
 
 
 async def on_crash(request: Request, exc: Exception) -> Response:

@@ -11,11 +11,21 @@ Text = Annotated[str, Field(max_length=1000)]
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
 
 # headers hookline sets itself; an endpoint's custom headers may not replace them
-RESERVED_HEADERS = frozenset({
-    "content-type", "content-length", "host", "user-agent", "webhook-id",
-    "webhook-timestamp", "webhook-signature", "hookline-attempt", "hookline-sequence",
-    "transfer-encoding", "connection",
-})
+RESERVED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "host",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "hookline-attempt",
+        "hookline-sequence",
+        "transfer-encoding",
+        "connection",
+    }
+)
 
 
 class _Strict(BaseModel):
@@ -29,12 +39,15 @@ class EventIn(_Strict):
     type: Name = Field(description="Event type, e.g. `order.created`.")
     data: dict[str, Any] = Field(description="The event's content: a JSON object.")
     subject: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
-        default=None, description="The entity the event is about, e.g. `order_12345`.")
+        default=None, description="The entity the event is about, e.g. `order_12345`."
+    )
     url: Url | None = Field(default=None, description="The producer's URL for the subject.")
     ordering_key: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
-        default=None, description="Lane of `keyed` endpoints; defaults to `subject`.")
+        default=None, description="Lane of `keyed` endpoints; defaults to `subject`."
+    )
     subscriber: Name | None = Field(
-        default=None, description="Only this subscriber's endpoints; absent: all.")
+        default=None, description="Only this subscriber's endpoints; absent: all."
+    )
 
 
 class SubscriberIn(_Strict):
@@ -47,7 +60,8 @@ class EndpointIn(_Strict):
     url: Url
     description: Text = ""
     event_types: Annotated[list[Name], Field(min_length=1, max_length=500)] | None = Field(
-        default=None, description="Types to receive; absent: all.")
+        default=None, description="Types to receive; absent: all."
+    )
     ordering: Literal["strict", "keyed", "none"] = "strict"
     on_exhausted: Literal["dead_letter", "pause"] = "dead_letter"
     payload: Literal["thin", "full"] = "thin"

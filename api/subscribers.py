@@ -16,8 +16,12 @@ from hookline.subscribers import create_subscriber, get_subscriber, list_subscri
 
 
 def subscriber_shape(row: Row) -> dict[str, Any]:
-    return {"id": row["id"], "uid": row["uid"], "name": row["name"],
-            "created_at": row["created_at"]}
+    return {
+        "id": row["id"],
+        "uid": row["uid"],
+        "name": row["name"],
+        "created_at": row["created_at"],
+    }
 
 
 async def create(request: Request) -> Response:

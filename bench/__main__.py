@@ -16,8 +16,9 @@ from bench.e2e import run_all
 
 
 def main() -> int:
-    admin = os.environ.get("HOOKLINE_TEST_DATABASE_URL",
-                           "postgresql://postgres@127.0.0.1:5432/postgres")
+    admin = os.environ.get(
+        "HOOKLINE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
     redis = os.environ.get("HOOKLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     quick = "--quick" in sys.argv
     asyncio.run(run_all(admin, redis, quick=quick))

@@ -1,12 +1,12 @@
 """Ingest and end-to-end scenarios, each beside its baseline, on real processes.
 
-    ingest      POST /v1/events to `hookline serve` (32 concurrent producers)
-                vs a raw asyncpg loop running the same ingest SQL at the same concurrency
-    e2e         events POSTed to `hookline serve` at full speed while one `hookline worker`
-                delivers them to a receiver process, until the last is recorded as
-                succeeded; vs a raw loop of signed POSTs
-                from one process to the same receiver (same concurrency as the worker)
-    latency     202 from POST /v1/events -> arrival at the receiver, at half the e2e rate
+ingest      POST /v1/events to `hookline serve` (32 concurrent producers)
+            vs a raw asyncpg loop running the same ingest SQL at the same concurrency
+e2e         events POSTed to `hookline serve` at full speed while one `hookline worker`
+            delivers them to a receiver process, until the last is recorded as
+            succeeded; vs a raw loop of signed POSTs
+            from one process to the same receiver (same concurrency as the worker)
+latency     202 from POST /v1/events -> arrival at the receiver, at half the e2e rate
 """
 
 from __future__ import annotations
@@ -62,10 +62,16 @@ async def _wait_http(url: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _process(args: list[str], env: dict[str, str] | None,
-                   ready_url: str | None) -> AsyncIterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+async def _process(
+    args: list[str], env: dict[str, str] | None, ready_url: str | None
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         if ready_url:
             await _wait_http(ready_url)
@@ -138,9 +144,13 @@ async def run_all(admin_url: str, redis_url: str, *, quick: bool) -> None:
     rows: list[tuple[str, ...]] = []
     async with _database(admin_url) as db_url:
         settings = load_settings(
-            env={}, database_url=db_url, redis_url=redis_url,
-            secret_key=secrets.token_urlsafe(48), allowed_target_networks=["127.0.0.0/8"],
-            namespace=f"bench-{secrets.token_hex(3)}", worker_concurrency=LANES,
+            env={},
+            database_url=db_url,
+            redis_url=redis_url,
+            secret_key=secrets.token_urlsafe(48),
+            allowed_target_networks=["127.0.0.0/8"],
+            namespace=f"bench-{secrets.token_hex(3)}",
+            worker_concurrency=LANES,
             claim_batch=LANES,
         )
         rport, aport = _free_port(), _free_port()
@@ -150,20 +160,32 @@ async def run_all(admin_url: str, redis_url: str, *, quick: bool) -> None:
             await pool.execute(QUERIES["create_subscriber"], tenant.id, "s", "")
             for i in range(LANES):
                 await pool.execute(
-                    QUERIES["create_endpoint"], tenant.id, "s", f"{rbase}/hook/{i}", "",
-                    [f"t.{i}"], "strict", "dead_letter", "thin", "standard", None, None, 1,
-                    {}, new_signing_secret(),
+                    QUERIES["create_endpoint"],
+                    tenant.id,
+                    "s",
+                    f"{rbase}/hook/{i}",
+                    "",
+                    [f"t.{i}"],
+                    "strict",
+                    "dead_letter",
+                    "thin",
+                    "standard",
+                    None,
+                    None,
+                    1,
+                    {},
+                    new_signing_secret(),
                 )
             env = settings_env(settings)
             headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
-            async with _process(["bench.receiver", str(rport)], None, f"{rbase}/stats"), \
-                    _process(["hookline", "serve", "--port", str(aport)], env,
-                             f"{abase}/healthz"), \
-                    aiohttp.ClientSession(headers=headers) as http:
+            async with (
+                _process(["bench.receiver", str(rport)], None, f"{rbase}/stats"),
+                _process(["hookline", "serve", "--port", str(aport)], env, f"{abase}/healthz"),
+                aiohttp.ClientSession(headers=headers) as http,
+            ):
 
                 async def post(i: int) -> str:
-                    async with http.post(f"{abase}/v1/events",
-                                         data=orjson.dumps(_event(i))) as r:
+                    async with http.post(f"{abase}/v1/events", data=orjson.dumps(_event(i))) as r:
                         assert r.status == 202, await r.text()
                         event_id: str = (await r.json())["id"]
                         return event_id
@@ -189,8 +211,9 @@ async def _ingest(pool: asyncpg.Pool, tenant_id: str, post: Post, n: int) -> tup
 
     async def raw(i: int) -> None:
         e = _event(i)
-        await pool.fetchrow(sql, tenant_id, None, e["type"], e["subject"], None, None, None,
-                            e["data"])
+        await pool.fetchrow(
+            sql, tenant_id, None, e["type"], e["subject"], None, None, None, e["data"]
+        )
 
     baseline = await _concurrently(n, PRODUCERS, raw)
     await _truncate(pool)
@@ -199,20 +222,34 @@ async def _ingest(pool: asyncpg.Pool, tenant_id: str, post: Post, n: int) -> tup
         await post(i)
 
     ours = await _concurrently(n, PRODUCERS, one)
-    return ("single-event ingest (events/s)", f"{ours:,.0f}", f"{baseline:,.0f}",
-            f"{ours / baseline:.2f}", ">= 0.60")
+    return (
+        "single-event ingest (events/s)",
+        f"{ours:,.0f}",
+        f"{baseline:,.0f}",
+        f"{ours / baseline:.2f}",
+        ">= 0.60",
+    )
 
 
-async def _e2e(pool: asyncpg.Pool, env: dict[str, str], http: aiohttp.ClientSession,
-               rbase: str, post: Post, n: int) -> tuple[tuple[str, ...], float]:
+async def _e2e(
+    pool: asyncpg.Pool,
+    env: dict[str, str],
+    http: aiohttp.ClientSession,
+    rbase: str,
+    post: Post,
+    n: int,
+) -> tuple[tuple[str, ...], float]:
     secret = new_signing_secret()
 
     async def signed_post(i: int) -> None:
         body = orjson.dumps({"id": f"raw_{i}", "type": "t", "timestamp": "x"})
         ts = int(time.time())
-        headers = {"webhook-id": f"raw_{i}", "webhook-timestamp": str(ts),
-                   "webhook-signature": sign([secret], f"raw_{i}", ts, body),
-                   "content-type": "application/json"}
+        headers = {
+            "webhook-id": f"raw_{i}",
+            "webhook-timestamp": str(ts),
+            "webhook-signature": sign([secret], f"raw_{i}", ts, body),
+            "content-type": "application/json",
+        }
         async with http.post(f"{rbase}/hook/{i % LANES}", data=body, headers=headers) as r:
             await r.read()
 
@@ -230,12 +267,21 @@ async def _e2e(pool: asyncpg.Pool, env: dict[str, str], http: aiohttp.ClientSess
         elapsed = time.perf_counter() - start
     ours = len(got) / elapsed
     await http.post(f"{rbase}/reset")
-    return (("end to end (deliveries/s)", f"{ours:,.0f}", f"{baseline:,.0f}",
-             f"{ours / baseline:.2f}", ">= 0.50"), ours)
+    return (
+        (
+            "end to end (deliveries/s)",
+            f"{ours:,.0f}",
+            f"{baseline:,.0f}",
+            f"{ours / baseline:.2f}",
+            ">= 0.50",
+        ),
+        ours,
+    )
 
 
-async def _latency(env: dict[str, str], http: aiohttp.ClientSession, rbase: str, post: Post,
-                   rate: float) -> tuple[str, ...]:
+async def _latency(
+    env: dict[str, str], http: aiohttp.ClientSession, rbase: str, post: Post, rate: float
+) -> tuple[str, ...]:
     acked: dict[str, float] = {}
     count = int(rate * 5)
     async with _process(["hookline", "worker"], env, None):
@@ -261,8 +307,13 @@ async def _latency(env: dict[str, str], http: aiohttp.ClientSession, rbase: str,
     lat = sorted((got[k] - t) * 1000 for k, t in acked.items() if k in got)
     p50 = statistics.median(lat)
     p99 = lat[int(len(lat) * 0.99) - 1]
-    return (f"latency at {rate:,.0f}/s (ms)", f"p50 {p50:.1f} p99 {p99:.1f}", "-", "-",
-            "p50 < 10, p99 < 50")
+    return (
+        f"latency at {rate:,.0f}/s (ms)",
+        f"p50 {p50:.1f} p99 {p99:.1f}",
+        "-",
+        "-",
+        "p50 < 10, p99 < 50",
+    )
 
 
 def _print(rows: list[tuple[str, ...]]) -> None:

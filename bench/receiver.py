@@ -23,8 +23,7 @@ async def hook(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    return web.Response(body=orjson.dumps({"arrivals": arrivals}),
-                        content_type="application/json")
+    return web.Response(body=orjson.dumps({"arrivals": arrivals}), content_type="application/json")
 
 
 async def count(request: web.Request) -> web.Response:

@@ -73,9 +73,7 @@ def request_headers(
 
 def redacted(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers fit to store and show: values of credential-like custom headers hidden."""
-    return {
-        k: ("[redacted]" if any(s in k for s in _SENSITIVE) else v) for k, v in headers.items()
-    }
+    return {k: ("[redacted]" if any(s in k for s in _SENSITIVE) else v) for k, v in headers.items()}
 
 
 async def send(
@@ -116,7 +114,9 @@ async def send(
             error = f"refused: {cause}"
         else:
             error = f"{type(exc).__name__}: {exc}"[:500]
-    except OSError as exc:
+    except Exception as exc:
+        # whatever a hostile or broken receiver provokes is that attempt's failure; it must
+        # never crash the lane task and leave the lane leased until the lease runs out
         error = f"{type(exc).__name__}: {exc}"[:500]
     if error is not None and status_code is not None:
         # the status line came but the body did not finish in time: not a success

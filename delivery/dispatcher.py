@@ -58,9 +58,7 @@ class Outcome:
 
 
 class Dispatcher:
-    def __init__(
-        self, settings: Settings, pool: Pool, transport: httpx.AsyncBaseTransport
-    ) -> None:
+    def __init__(self, settings: Settings, pool: Pool, transport: httpx.AsyncBaseTransport) -> None:
         settings.require("secret_key")
         self._settings = settings
         self._pool = pool
@@ -70,7 +68,6 @@ class Dispatcher:
         self._slot = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self.delivered = 0  # attempts recorded by this process, for progress output
 
     def wake(self) -> None:
         """Look for due work now (the doorbell rang, or a lane was released)."""
@@ -109,7 +106,10 @@ class Dispatcher:
             self._wake.clear()
             try:
                 jobs = await self._pool.fetch(
-                    SQL["claim_lanes"], want, settings.delivery_timeout, settings.lease_margin,
+                    SQL["claim_lanes"],
+                    want,
+                    settings.delivery_timeout,
+                    settings.lease_margin,
                     settings.lane_batch,
                 )
             except (OSError, asyncpg.PostgresError) as exc:
@@ -170,8 +170,12 @@ class Dispatcher:
         settings = self._settings
         headers, body = self._request(job)
         result = await send(
-            self._transport, job["url"], headers, body,
-            deadline=deadline, max_bytes=settings.response_max_bytes,
+            self._transport,
+            job["url"],
+            headers,
+            body,
+            deadline=deadline,
+            max_bytes=settings.response_max_bytes,
         )
         decision = decide(
             status_code=result.status_code,
@@ -194,12 +198,19 @@ class Dispatcher:
         else:
             assert settings.secret_key is not None
             link = event_link(
-                settings.public_url, settings.secret_key, job["event_id"],
-                settings.fetch_link_ttl, time.time(),
+                settings.public_url,
+                settings.secret_key,
+                job["event_id"],
+                settings.fetch_link_ttl,
+                time.time(),
             )
             body = payloads.thin_body(
-                job["event_id"], job["type"], job["created_at"], job["subject"],
-                job["event_url"], link,
+                job["event_id"],
+                job["type"],
+                job["created_at"],
+                job["subject"],
+                job["event_url"],
+                link,
             )
         timestamp = int(time.time())
         headers = request_headers(
@@ -232,7 +243,6 @@ class Dispatcher:
                     await asyncio.sleep(self._settings.sweep_interval)
             for _ in runs:
                 self._outcomes.task_done()
-            self.delivered += len(batch)
             self.wake()  # released lanes may have their next head due now
 
     async def _record(self, batch: list[Outcome]) -> None:
@@ -240,10 +250,20 @@ class Dispatcher:
         for o in batch:
             job, result, decision = o.job, o.result, o.decision
             row = (
-                job["delivery_id"], job["lane_id"], job["lease_no"], decision.status,
-                job["attempts"] + 1, decision.retries_used, decision.next_attempt_at,
-                result.started_at, result.duration_ms, result.status_code, result.error,
-                o.request_headers, result.response_headers, result.response_body,
+                job["delivery_id"],
+                job["lane_id"],
+                job["lease_no"],
+                decision.status,
+                job["attempts"] + 1,
+                decision.retries_used,
+                decision.next_attempt_at,
+                result.started_at,
+                result.duration_ms,
+                result.status_code,
+                result.error,
+                o.request_headers,
+                result.response_headers,
+                result.response_body,
             )
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
@@ -256,7 +276,9 @@ class Dispatcher:
                 if o.decision.endpoint_action is not None:
                     status = "disabled" if o.decision.endpoint_action == "disable" else "paused"
                     await conn.execute(
-                        SQL["set_endpoint_status"], o.job["endpoint_id"], status,
+                        SQL["set_endpoint_status"],
+                        o.job["endpoint_id"],
+                        status,
                         o.decision.reason,
                     )
             await conn.execute(SQL["release_lanes"], lanes, leases)

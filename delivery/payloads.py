@@ -14,7 +14,11 @@ def iso_time(moment: datetime) -> str:
 
 
 def thin_body(
-    event_id: str, type_: str, created_at: datetime, subject: str | None, url: str | None,
+    event_id: str,
+    type_: str,
+    created_at: datetime,
+    subject: str | None,
+    url: str | None,
     event_link: str,
 ) -> bytes:
     """Event notification: who/what/when and a signed link to fetch the full event."""

@@ -36,7 +36,8 @@ async def report_backlog(ctx: dict[str, Any]) -> None:
     if backlog is not None and backlog["oldest_s"] > 60:
         log.warning(
             "%d lanes are due and waiting; the oldest for %.0fs (are enough workers running?)",
-            backlog["lanes"], backlog["oldest_s"],
+            backlog["lanes"],
+            backlog["oldest_s"],
         )
 
 
@@ -80,11 +81,8 @@ async def run_worker(
     transport: httpx.AsyncBaseTransport,
     *,
     until: Callable[[], Awaitable[None]] | None = None,
-) -> Dispatcher:
-    """Deliver until SIGTERM/SIGINT (or ``until`` returns), then finish in-flight attempts.
-
-    Returns the dispatcher so a caller can read its counters.
-    """
+) -> None:
+    """Deliver until SIGTERM/SIGINT (or ``until`` returns), then finish in-flight attempts."""
     dispatcher = Dispatcher(settings, pool, transport)
     helpers = [
         asyncio.create_task(_ring_listener(redis, settings.namespace, dispatcher.wake)),
@@ -112,4 +110,3 @@ async def run_worker(
         if until is None:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-    return dispatcher

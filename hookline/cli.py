@@ -73,14 +73,20 @@ async def _migrate(settings: Settings) -> list[str]:
 
 async def _serve(settings: Settings, pool: Pool, redis: Redis, host: str, port: int) -> None:
     config = uvicorn.Config(
-        build_app(settings, pool, redis), host=host, port=port, log_level="info",
-        access_log=False, lifespan="off", server_header=False,
+        build_app(settings, pool, redis),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
     )
     await uvicorn.Server(config).serve()
 
 
-async def _work(settings: Settings, pool: Pool, redis: Redis,
-                until: Callable[[], Awaitable[None]] | None = None) -> None:
+async def _work(
+    settings: Settings, pool: Pool, redis: Redis, until: Callable[[], Awaitable[None]] | None = None
+) -> None:
     from delivery.transport import create_transport
     from delivery.worker import run_worker
 
@@ -93,10 +99,14 @@ async def _work(settings: Settings, pool: Pool, redis: Redis,
 
 # -- commands ------------------------------------------------------------------------------
 
+
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     applied = await _migrate(settings)
-    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied
-          else "database is up to date")
+    print(
+        f"applied {len(applied)} migration(s): {', '.join(applied)}"
+        if applied
+        else "database is up to date"
+    )
     return 0
 
 
@@ -121,11 +131,16 @@ async def cmd_tenant_create(settings: Settings, args: argparse.Namespace) -> int
     async with open_pool(settings, size=2) as pool:
         tenant, key = await create_tenant(pool, args.name)
     if args.json:
-        print(orjson.dumps({"tenant": {"id": tenant.id, "name": tenant.name},
-                            "api_key": key}).decode())
+        print(
+            orjson.dumps(
+                {"tenant": {"id": tenant.id, "name": tenant.name}, "api_key": key}
+            ).decode()
+        )
     else:
-        print(f"tenant  {tenant.id}  {tenant.name}\napi key {key}\n"
-              "(shown once: hookline keeps only a hash of it)")
+        print(
+            f"tenant  {tenant.id}  {tenant.name}\napi key {key}\n"
+            "(shown once: hookline keeps only a hash of it)"
+        )
     return 0
 
 
@@ -147,13 +162,15 @@ async def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
 
 # -- parsing -------------------------------------------------------------------------------
 
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hookline", description="Webhook delivery platform.")
     parser.add_argument("--version", action="version", version=f"hookline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("migrate", help="apply pending database migrations").set_defaults(
-        run=cmd_migrate)
+        run=cmd_migrate
+    )
     serve = sub.add_parser("serve", help="run the API and the dashboard")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -162,19 +179,25 @@ def _parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="everything in one process, for a first look")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
-    dev.add_argument("--data-dir", type=Path, default=Path(".hookline"),
-                     help="where embedded Postgres/Valkey keep data (default: .hookline)")
+    dev.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".hookline"),
+        help="where embedded Postgres/Valkey keep data (default: .hookline)",
+    )
     dev.set_defaults(run=cmd_dev)
 
     tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     create = tenant.add_parser("create", help="create a tenant and print its API key")
     create.add_argument("name")
     create.add_argument("--json", action="store_true", help="print one JSON object")
     create.set_defaults(run=cmd_tenant_create)
 
     user = sub.add_parser("user", help="manage operator logins").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     ucreate = user.add_parser("create", help="create an operator login")
     ucreate.add_argument("--tenant", required=True, help="tenant id (ten_...)")
     ucreate.add_argument("--email", required=True)

@@ -44,9 +44,7 @@ async def retry_delivery(pool: Pool, tenant_id: str, delivery_id: str, schedule_
     async with pool.acquire() as conn, conn.transaction():
         if await conn.fetchval(QUERIES["lock_delivery_lane"], tenant_id, delivery_id) is None:
             raise NotFound(f"no delivery {delivery_id!r}")
-        woken = await conn.fetchval(
-            QUERIES["retry_delivery"], tenant_id, delivery_id, schedule_len
-        )
+        woken = await conn.fetchval(QUERIES["retry_delivery"], tenant_id, delivery_id, schedule_len)
         if woken is None:
             current = await conn.fetchrow(QUERIES["get_delivery"], tenant_id, delivery_id)
             status = current["status"] if current else "gone"

@@ -81,8 +81,13 @@ async def _demo(pool: Pool, data_dir: Path) -> dict[str, str]:
     await pool.execute("DELETE FROM users WHERE email = $1", email)
     await create_user(pool, tenant.id, email, password)
     await create_subscriber(pool, tenant.id, "demo-customer", "Demo customer")
-    demo = {"tenant_id": tenant.id, "api_key": key, "email": email, "password": password,
-            "subscriber": "demo-customer"}
+    demo = {
+        "tenant_id": tenant.id,
+        "api_key": key,
+        "email": email,
+        "password": password,
+        "subscriber": "demo-customer",
+    }
     demo_file.write_text(json.dumps(demo, indent=2))
     demo_file.chmod(0o600)
     return demo
@@ -94,15 +99,15 @@ def _banner(settings: Settings, demo: dict[str, str], host: str, port: int) -> s
   hookline is running
   -------------------
   dashboard   {base}/
-  login       {demo['email']} / {demo['password']}
-  api key     {demo['api_key']}
-  subscriber  {demo['subscriber']}
+  login       {demo["email"]} / {demo["password"]}
+  api key     {demo["api_key"]}
+  subscriber  {demo["subscriber"]}
 
   Register an endpoint (any receiver on this machine works in dev mode):
-    curl -s {base}/v1/endpoints -H 'authorization: Bearer {demo['api_key']}' \\
-      -d '{{"subscriber": "{demo['subscriber']}", "url": "http://127.0.0.1:9000/hook"}}'
+    curl -s {base}/v1/endpoints -H 'authorization: Bearer {demo["api_key"]}' \\
+      -d '{{"subscriber": "{demo["subscriber"]}", "url": "http://127.0.0.1:9000/hook"}}'
   Send an event:
-    curl -s {base}/v1/events -H 'authorization: Bearer {demo['api_key']}' \\
+    curl -s {base}/v1/events -H 'authorization: Bearer {demo["api_key"]}' \\
       -d '{{"type": "order.created", "subject": "order_1", "data": {{"total": 42}}}}'
   Press Ctrl+C to stop.
 """
@@ -113,7 +118,11 @@ async def _finished(task: asyncio.Task[None]) -> None:
 
 
 async def run_dev(
-    settings: Settings, args: argparse.Namespace, *, serve: Serve, work: Work,
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    serve: Serve,
+    work: Work,
     migrate: Migrate,
 ) -> int:
     data_dir: Path = args.data_dir.resolve()

@@ -1,9 +1,9 @@
 """Domain errors, raised by kernel operations and turned into HTTP problems by the API.
 
-    HooklineError
-    ├── NotFound          the object does not exist for this tenant (never "forbidden")
-    ├── Conflict          a unique thing already exists, or the state forbids the change
-    └── InvalidInput      the request is well-formed but wrong (bad URL, unknown subscriber)
+HooklineError
+├── NotFound          the object does not exist for this tenant (never "forbidden")
+├── Conflict          a unique thing already exists, or the state forbids the change
+└── InvalidInput      the request is well-formed but wrong (bad URL, unknown subscriber)
 """
 
 from __future__ import annotations

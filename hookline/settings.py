@@ -52,7 +52,15 @@ class Settings(BaseSettings):
     # Seconds between attempts after the first one (+-20% jitter); one retry per entry.
     retry_schedule: CsvFloats = Field(
         default_factory=lambda: [
-            5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0
+            5.0,
+            300.0,
+            1800.0,
+            7200.0,
+            18000.0,
+            36000.0,
+            50400.0,
+            72000.0,
+            86400.0,
         ]
     )
     # Longest wait a receiver's Retry-After (on 429/503) may ask for, seconds.

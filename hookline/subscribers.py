@@ -20,8 +20,6 @@ async def get_subscriber(pool: Pool, tenant_id: str, uid: str) -> Row:
     return found
 
 
-async def list_subscribers(
-    pool: Pool, tenant_id: str, cursor: str | None, limit: int
-) -> list[Row]:
+async def list_subscribers(pool: Pool, tenant_id: str, cursor: str | None, limit: int) -> list[Row]:
     records = await pool.fetch(QUERIES["list_subscribers"], tenant_id, cursor, limit)
     return [dict(r) for r in records]

@@ -30,8 +30,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def start(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "hookline", *args], env=settings_env(settings), cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "hookline", *args],
+        env=settings_env(settings),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 

@@ -35,8 +35,12 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hook"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        got = Received(request.path, {k.lower(): v for k, v in request.headers.items()},
-                       await request.read(), time.monotonic())
+        got = Received(
+            request.path,
+            {k.lower(): v for k, v in request.headers.items()},
+            await request.read(),
+            time.monotonic(),
+        )
         self.requests.append(got)
         if self.respond is None:
             return web.Response(status=204)
@@ -65,7 +69,9 @@ class Receiver:
 
 
 async def wait_for(
-    condition: Callable[[], bool | Awaitable[bool]], *, timeout: float = 15.0,
+    condition: Callable[[], bool | Awaitable[bool]],
+    *,
+    timeout: float = 15.0,
     what: str = "condition",
 ) -> None:
     """Poll ``condition`` until true; fail the test with ``what`` after ``timeout`` seconds."""

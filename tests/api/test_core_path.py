@@ -15,13 +15,16 @@ from tests.conftest import TenantKey
 from tests.receiver import Receiver, wait_for
 
 
-async def _endpoint(api: httpx.AsyncClient, tenant: TenantKey, url: str,
-                    **fields: Any) -> dict[str, Any]:
-    r = await api.post("/v1/subscribers", headers=tenant.headers,
-                       json={"uid": "cust_1", "name": "Customer One"})
+async def _endpoint(
+    api: httpx.AsyncClient, tenant: TenantKey, url: str, **fields: Any
+) -> dict[str, Any]:
+    r = await api.post(
+        "/v1/subscribers", headers=tenant.headers, json={"uid": "cust_1", "name": "Customer One"}
+    )
     assert r.status_code in (201, 409), r.text
-    r = await api.post("/v1/endpoints", headers=tenant.headers,
-                       json={"subscriber": "cust_1", "url": url, **fields})
+    r = await api.post(
+        "/v1/endpoints", headers=tenant.headers, json={"subscriber": "cust_1", "url": url, **fields}
+    )
     assert r.status_code == 201, r.text
     endpoint: dict[str, Any] = r.json()
     return endpoint
@@ -32,14 +35,21 @@ async def test_event_arrives_signed_and_verifiable(
     api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver
 ) -> None:
     endpoint = await _endpoint(api, tenant, receiver.url)
-    secret = (await api.get(f"/v1/endpoints/{endpoint['id']}/secret",
-                            headers=tenant.headers)).json()["key"]
+    secret = (
+        await api.get(f"/v1/endpoints/{endpoint['id']}/secret", headers=tenant.headers)
+    ).json()["key"]
     assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) == 32
 
-    r = await api.post("/v1/events", headers=tenant.headers, json={
-        "type": "order.created", "subject": "order_1", "url": "https://shop.example/o/1",
-        "data": {"total": 42},
-    })
+    r = await api.post(
+        "/v1/events",
+        headers=tenant.headers,
+        json={
+            "type": "order.created",
+            "subject": "order_1",
+            "url": "https://shop.example/o/1",
+            "data": {"total": 42},
+        },
+    )
     assert r.status_code == 202, r.text
     accepted = r.json()
     assert accepted["id"].startswith("evt_") and accepted["deliveries"] == 1
@@ -83,8 +93,9 @@ async def test_full_payload_carries_data(
 ) -> None:
     await _endpoint(api, tenant, receiver.url, payload="full")
     data = {"total": 42, "items": [{"sku": "a", "n": 2}], "note": "caf\u00e9 <b>"}
-    r = await api.post("/v1/events", headers=tenant.headers,
-                       json={"type": "order.created", "data": data})
+    r = await api.post(
+        "/v1/events", headers=tenant.headers, json={"type": "order.created", "data": data}
+    )
     assert r.status_code == 202
     await wait_for(lambda: len(receiver.requests) == 1, what="the delivery")
     body = json.loads(receiver.requests[0].body)
@@ -99,8 +110,11 @@ async def test_fan_out_follows_types_and_subscriber(
         await api.post("/v1/subscribers", headers=tenant.headers, json={"uid": uid})
     url = "http://127.0.0.1:9/hook"
     for uid, types in (("a", ["order.created"]), ("a", None), ("b", ["invoice.paid"])):
-        r = await api.post("/v1/endpoints", headers=tenant.headers,
-                           json={"subscriber": uid, "url": url, "event_types": types})
+        r = await api.post(
+            "/v1/endpoints",
+            headers=tenant.headers,
+            json={"subscriber": uid, "url": url, "event_types": types},
+        )
         assert r.status_code == 201, r.text
 
     async def fan(event: dict[str, Any]) -> int:
@@ -113,19 +127,19 @@ async def test_fan_out_follows_types_and_subscriber(
     assert await fan({"type": "invoice.paid", "data": {}}) == 2
     assert await fan({"type": "invoice.paid", "data": {}, "subscriber": "a"}) == 1
     assert await fan({"type": "other", "data": {}, "subscriber": "b"}) == 0
-    r = await api.post("/v1/events", headers=tenant.headers,
-                       json={"type": "x", "data": {}, "subscriber": "nobody"})
+    r = await api.post(
+        "/v1/events", headers=tenant.headers, json={"type": "x", "data": {}, "subscriber": "nobody"}
+    )
     assert r.status_code == 422
 
 
-async def test_bad_requests_get_problem_details(
-    api: httpx.AsyncClient, tenant: TenantKey
-) -> None:
+async def test_bad_requests_get_problem_details(api: httpx.AsyncClient, tenant: TenantKey) -> None:
     r = await api.post("/v1/events", json={"type": "x", "data": {}})
     assert r.status_code == 401
     assert r.headers["content-type"] == "application/problem+json"
-    r = await api.post("/v1/events", headers={"authorization": "Bearer nope"},
-                       json={"type": "x", "data": {}})
+    r = await api.post(
+        "/v1/events", headers={"authorization": "Bearer nope"}, json={"type": "x", "data": {}}
+    )
     assert r.status_code == 401
     r = await api.post("/v1/events", headers=tenant.headers, json={"type": "x", "data": [1]})
     assert r.status_code == 422
@@ -133,8 +147,11 @@ async def test_bad_requests_get_problem_details(
     assert problem["status"] == 422 and problem["errors"][0]["loc"] == ["body", "data"]
     r = await api.post("/v1/events", headers=tenant.headers, content=b"{not json")
     assert r.status_code == 422 and "JSON" in r.json()["detail"]
-    r = await api.post("/v1/events", headers=tenant.headers,
-                       content=b'{"type": "x", "data": {"a": "' + b"x" * 2_000_000 + b'"}}')
+    r = await api.post(
+        "/v1/events",
+        headers=tenant.headers,
+        content=b'{"type": "x", "data": {"a": "' + b"x" * 2_000_000 + b'"}}',
+    )
     assert r.status_code == 413
     r = await api.get("/v1/deliveries/dlv_nope", headers=tenant.headers)
     assert r.status_code == 404
@@ -144,10 +161,15 @@ async def test_endpoint_url_is_checked_against_ssrf(
     api: httpx.AsyncClient, tenant: TenantKey
 ) -> None:
     await api.post("/v1/subscribers", headers=tenant.headers, json={"uid": "a"})
-    for url in ("http://10.0.0.1/x", "http://169.254.169.254/latest", "ftp://127.0.0.1/",
-                "http://user:pw@127.0.0.1/"):
-        r = await api.post("/v1/endpoints", headers=tenant.headers,
-                           json={"subscriber": "a", "url": url})
+    for url in (
+        "http://10.0.0.1/x",
+        "http://169.254.169.254/latest",
+        "ftp://127.0.0.1/",
+        "http://user:pw@127.0.0.1/",
+    ):
+        r = await api.post(
+            "/v1/endpoints", headers=tenant.headers, json={"subscriber": "a", "url": url}
+        )
         assert r.status_code == 422, url
         assert r.json()["errors"][0]["loc"] == ["body", "url"]
 
@@ -160,17 +182,28 @@ async def test_tenants_cannot_see_each_other(
     _other, other_key = await create_tenant(pool, "Other")
     theirs = {"authorization": f"Bearer {other_key}"}
     await api.post("/v1/subscribers", headers=tenant.headers, json={"uid": "a"})
-    ep = (await api.post("/v1/endpoints", headers=tenant.headers,
-                         json={"subscriber": "a", "url": "http://127.0.0.1:9/"})).json()
-    ev = (await api.post("/v1/events", headers=tenant.headers,
-                         json={"type": "t", "data": {}})).json()
+    ep = (
+        await api.post(
+            "/v1/endpoints",
+            headers=tenant.headers,
+            json={"subscriber": "a", "url": "http://127.0.0.1:9/"},
+        )
+    ).json()
+    ev = (
+        await api.post("/v1/events", headers=tenant.headers, json={"type": "t", "data": {}})
+    ).json()
     dlv = (await api.get("/v1/deliveries", headers=tenant.headers)).json()["data"][0]
-    for path in (f"/v1/endpoints/{ep['id']}", f"/v1/endpoints/{ep['id']}/secret",
-                 f"/v1/events/{ev['id']}", f"/v1/deliveries/{dlv['id']}", "/v1/subscribers/a"):
+    for path in (
+        f"/v1/endpoints/{ep['id']}",
+        f"/v1/endpoints/{ep['id']}/secret",
+        f"/v1/events/{ev['id']}",
+        f"/v1/deliveries/{dlv['id']}",
+        "/v1/subscribers/a",
+    ):
         assert (await api.get(path, headers=theirs)).status_code == 404, path
-    assert (await api.post(f"/v1/deliveries/{dlv['id']}/retry",
-                           headers=theirs)).status_code == 404
+    assert (await api.post(f"/v1/deliveries/{dlv['id']}/retry", headers=theirs)).status_code == 404
     assert (await api.get("/v1/deliveries", headers=theirs)).json()["data"] == []
-    r = await api.post("/v1/endpoints", headers=theirs,
-                       json={"subscriber": "a", "url": "http://127.0.0.1:9/"})
+    r = await api.post(
+        "/v1/endpoints", headers=theirs, json={"subscriber": "a", "url": "http://127.0.0.1:9/"}
+    )
     assert r.status_code == 422  # their tenant has no subscriber "a"

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.usefixtures("worker")
 
 async def _setup(api: httpx.AsyncClient, tenant: TenantKey, url: str, **fields: Any) -> str:
     await api.post("/v1/subscribers", headers=tenant.headers, json={"uid": "c"})
-    r = await api.post("/v1/endpoints", headers=tenant.headers,
-                       json={"subscriber": "c", "url": url, **fields})
+    r = await api.post(
+        "/v1/endpoints", headers=tenant.headers, json={"subscriber": "c", "url": url, **fields}
+    )
     assert r.status_code == 201, r.text
     endpoint_id: str = r.json()["id"]
     return endpoint_id
@@ -26,7 +27,8 @@ async def _setup(api: httpx.AsyncClient, tenant: TenantKey, url: str, **fields: 
 async def _delivery(api: httpx.AsyncClient, tenant: TenantKey) -> dict[str, Any]:
     listed = (await api.get("/v1/deliveries", headers=tenant.headers)).json()["data"]
     one: dict[str, Any] = (
-        await api.get(f"/v1/deliveries/{listed[0]['id']}", headers=tenant.headers)).json()
+        await api.get(f"/v1/deliveries/{listed[0]['id']}", headers=tenant.headers)
+    ).json()
     return one
 
 
@@ -38,7 +40,8 @@ async def test_failure_is_retried_until_success(
     api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver
 ) -> None:
     receiver.respond = lambda got: web.Response(
-        status=500 if len(receiver.requests) < 3 else 200, text="nope")
+        status=500 if len(receiver.requests) < 3 else 200, text="nope"
+    )
     await _setup(api, tenant, receiver.url)
     await api.post("/v1/events", headers=tenant.headers, json={"type": "t", "data": {}})
     await wait_for(lambda: _status_is(api, tenant, "succeeded"), what="success on try 3")

@@ -22,8 +22,11 @@ from tests.receiver import Received, Receiver, wait_for
 
 async def _endpoint(api: httpx.AsyncClient, tenant: TenantKey, url: str) -> str:
     await api.post("/v1/subscribers", headers=tenant.headers, json={"uid": "c"})
-    r = await api.post("/v1/endpoints", headers=tenant.headers,
-                       json={"subscriber": "c", "url": url, "payload": "full"})
+    r = await api.post(
+        "/v1/endpoints",
+        headers=tenant.headers,
+        json={"subscriber": "c", "url": url, "payload": "full"},
+    )
     assert r.status_code == 201, r.text
     endpoint_id: str = r.json()["id"]
     return endpoint_id
@@ -62,16 +65,28 @@ async def test_strict_order_with_two_workers_and_concurrent_producers(
 
     async def produce(p: int) -> None:
         for n in range(per_producer):
-            r = await api.post("/v1/events", headers=tenant.headers,
-                               json={"type": "t", "data": {"p": p, "n": n}})
+            r = await api.post(
+                "/v1/events", headers=tenant.headers, json={"type": "t", "data": {"p": p, "n": n}}
+            )
             assert r.status_code == 202, r.text
 
     with processes.workers(settings, 2):
         await asyncio.gather(*(produce(p) for p in range(producers)))
         total = producers * per_producer
-        await wait_for(lambda: len({r.headers["webhook-id"] for r in receiver.requests
-                                    if r in _successes(receiver, failed_once)}) >= total,
-                       timeout=60, what="every event")
+        await wait_for(
+            lambda: (
+                len(
+                    {
+                        r.headers["webhook-id"]
+                        for r in receiver.requests
+                        if r in _successes(receiver, failed_once)
+                    }
+                )
+                >= total
+            ),
+            timeout=60,
+            what="every event",
+        )
 
     delivered = _successes(receiver, failed_once)
     ids = [r.headers["webhook-id"] for r in delivered]
@@ -105,7 +120,10 @@ def _successes(receiver: Receiver, failed_once: set[str]) -> list[Received]:
 
 
 async def test_flushing_redis_loses_nothing(
-    api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver, settings: Settings,
+    api: httpx.AsyncClient,
+    tenant: TenantKey,
+    receiver: Receiver,
+    settings: Settings,
     redis: Redis,
 ) -> None:
     first_try = asyncio.Event()
@@ -125,13 +143,19 @@ async def test_flushing_redis_loses_nothing(
         await redis.flushall()
         await api.post("/v1/events", headers=tenant.headers, json={"type": "t", "data": {}})
         await redis.flushall()
-        await wait_for(lambda: _all_succeeded(api, tenant, 2), timeout=30,
-                       what="the retry and the second event after FLUSHALL")
+        await wait_for(
+            lambda: _all_succeeded(api, tenant, 2),
+            timeout=30,
+            what="the retry and the second event after FLUSHALL",
+        )
         assert len(receiver.requests) == 3
 
 
 async def test_worker_killed_mid_request_loses_nothing(
-    api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver, settings: Settings,
+    api: httpx.AsyncClient,
+    tenant: TenantKey,
+    receiver: Receiver,
+    settings: Settings,
 ) -> None:
     in_flight = asyncio.Event()
     never = asyncio.Event()
@@ -148,8 +172,9 @@ async def test_worker_killed_mid_request_loses_nothing(
     victim = processes.start(short, "worker")
     try:
         for n in range(3):
-            await api.post("/v1/events", headers=tenant.headers,
-                           json={"type": "t", "data": {"n": n}})
+            await api.post(
+                "/v1/events", headers=tenant.headers, json={"type": "t", "data": {"n": n}}
+            )
         await asyncio.wait_for(in_flight.wait(), 30)
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
@@ -157,8 +182,11 @@ async def test_worker_killed_mid_request_loses_nothing(
         if victim.poll() is None:
             victim.kill()
     with processes.workers(short, 1):
-        await wait_for(lambda: _all_succeeded(api, tenant, 3), timeout=30,
-                       what="the in-flight request again, then the rest")
+        await wait_for(
+            lambda: _all_succeeded(api, tenant, 3),
+            timeout=30,
+            what="the in-flight request again, then the rest",
+        )
     never.set()  # let the dead worker's orphaned handler finish
     order = [json.loads(r.body)["data"]["n"] for r in receiver.requests]
     # the only duplicate is the request that was in flight at the kill

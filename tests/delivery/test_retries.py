@@ -13,11 +13,22 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SCHEDULE = [5.0, 300.0]
 
 
-def _decide(status: int | None, used: int = 0, retry_after: str | None = None,
-            on_exhausted: str = "dead_letter") -> Decision:
-    return decide(status_code=status, retry_after=retry_after, retries_used=used,
-                  schedule=SCHEDULE, on_exhausted=on_exhausted, retry_after_cap=600,
-                  now=NOW, rng=random.Random(1))
+def _decide(
+    status: int | None,
+    used: int = 0,
+    retry_after: str | None = None,
+    on_exhausted: str = "dead_letter",
+) -> Decision:
+    return decide(
+        status_code=status,
+        retry_after=retry_after,
+        retries_used=used,
+        schedule=SCHEDULE,
+        on_exhausted=on_exhausted,
+        retry_after_cap=600,
+        now=NOW,
+        rng=random.Random(1),
+    )
 
 
 @pytest.mark.parametrize("status", [200, 201, 204, 299])

@@ -29,6 +29,9 @@ def test_rotation_signs_with_every_secret_one_space_apart() -> None:
     now = int(time.time())
     for secret in (other, VECTOR_SECRET):
         fresh = sign([other, VECTOR_SECRET], VECTOR_ID, now, VECTOR_BODY)
-        headers = {"webhook-id": VECTOR_ID, "webhook-timestamp": str(now),
-                   "webhook-signature": fresh}
+        headers = {
+            "webhook-id": VECTOR_ID,
+            "webhook-timestamp": str(now),
+            "webhook-signature": fresh,
+        }
         Webhook(secret).verify(VECTOR_BODY, headers)

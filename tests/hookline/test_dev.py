@@ -32,9 +32,18 @@ async def test_dev_brings_up_everything_and_delivers_verifiable_webhooks(
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
     env["PYTHONPATH"] = str(ROOT)
     dev = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hookline", "dev", "--port", str(port),
-        "--data-dir", str(tmp_path / "data"),
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "hookline",
+        "dev",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "data"),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         assert dev.stdout is not None
@@ -51,13 +60,18 @@ async def test_dev_brings_up_everything_and_delivers_verifiable_webhooks(
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base) as api:
             await wait_for(lambda: _ready(api), what="the server to answer")
-            r = await api.post("/v1/endpoints", headers=auth,
-                               json={"subscriber": "demo-customer", "url": receiver.url})
+            r = await api.post(
+                "/v1/endpoints",
+                headers=auth,
+                json={"subscriber": "demo-customer", "url": receiver.url},
+            )
             assert r.status_code == 201, r.text
-            secret = (await api.get(f"/v1/endpoints/{r.json()['id']}/secret",
-                                    headers=auth)).json()["key"]
-            r = await api.post("/v1/events", headers=auth,
-                               json={"type": "order.created", "data": {"total": 42}})
+            secret = (await api.get(f"/v1/endpoints/{r.json()['id']}/secret", headers=auth)).json()[
+                "key"
+            ]
+            r = await api.post(
+                "/v1/events", headers=auth, json={"type": "order.created", "data": {"total": 42}}
+            )
             assert r.status_code == 202, r.text
             await wait_for(lambda: len(receiver.requests) == 1, what="the webhook")
             got = receiver.requests[0]
