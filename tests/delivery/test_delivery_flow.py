@@ -134,3 +134,25 @@ async def _never_ending(release: Any) -> Any:
                 await release.wait()
         except TimeoutError:
             pass
+
+
+async def test_a_receiver_speaking_garbage_fails_the_attempt_not_the_worker(
+    api: httpx.AsyncClient, tenant: TenantKey
+) -> None:
+    import asyncio
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"NOT HTTP AT ALL\r\n\x00\x01\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        await _setup(api, tenant, f"http://127.0.0.1:{port}/hook")
+        await api.post("/v1/events", headers=tenant.headers, json={"type": "t", "data": {}})
+        await wait_for(lambda: _status_is(api, tenant, "failed"), what="dead letter")
+    attempts = (await _delivery(api, tenant))["attempt_history"]
+    assert len(attempts) == 3
+    assert all(a["status_code"] is None and a["error"] for a in attempts)
