@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,7 +14,9 @@ from starlette.routing import BaseRoute, Route
 from api import deliveries, endpoints, events, subscribers
 from api.auth import KeyCache
 from api.http import JSON, services
+from api.openapi import operation, spec
 from api.problems import HANDLERS
+from api.schemas import Health
 
 
 async def healthz(request: Request) -> Response:
@@ -44,10 +47,28 @@ async def readyz(request: Request) -> Response:
     )
 
 
-def routes() -> list[BaseRoute]:
+def _api_routes() -> list[BaseRoute]:
     return [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
+        operation(
+            "GET",
+            "/healthz",
+            healthz,
+            summary="Liveness",
+            tag="Operations",
+            auth=False,
+            response=Health,
+            errors=(),
+        ),
+        operation(
+            "GET",
+            "/readyz",
+            readyz,
+            summary="Readiness: Postgres and Redis answer",
+            tag="Operations",
+            auth=False,
+            response=Health,
+            errors=(503,),
+        ),
         *events.routes,
         *subscribers.routes,
         *endpoints.routes,
@@ -55,10 +76,21 @@ def routes() -> list[BaseRoute]:
     ]
 
 
+async def openapi_json(request: Request) -> Response:
+    """The OpenAPI 3.1 document of this API, built from the routes at start."""
+    document: bytes = request.app.state.openapi
+    return Response(document, media_type="application/json")
+
+
+def routes() -> list[BaseRoute]:
+    return [*_api_routes(), Route("/openapi.json", openapi_json, methods=["GET"])]
+
+
 def exception_handlers() -> dict[Any, Any]:
     return dict(HANDLERS)
 
 
 def init_state(state: Any) -> None:
-    """Per-app state the API keeps beside the services (the API key cache)."""
+    """Per-app state the API keeps beside the services: the key cache, the document."""
     state.key_cache = KeyCache()
+    state.openapi = orjson.dumps(spec(_api_routes()))

@@ -7,12 +7,13 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from api.auth import tenant
-from api.http import JSON, page, query_choice, query_int, services
+from api.http import JSON, page, read_query, services
+from api.openapi import operation
+from api.schemas import DeliveriesQuery, DeliveryOut, Page
 from hookline.db import Row
-from hookline.deliveries import STATUSES, get_delivery, list_deliveries, retry_delivery
+from hookline.deliveries import get_delivery, list_deliveries, retry_delivery
 
 _FIELDS = (
     "id",
@@ -55,18 +56,17 @@ def _attempt_shape(row: Row) -> dict[str, Any]:
 
 async def index(request: Request) -> Response:
     owner = await tenant(request)
-    limit = query_int(request, "limit", 50, 1, 100)
-    params = request.query_params
+    query = read_query(request, DeliveriesQuery)
     rows = await list_deliveries(
         services(request).pool,
         owner.id,
-        endpoint=params.get("endpoint"),
-        event=params.get("event"),
-        status=query_choice(request, "status", STATUSES),
-        cursor=params.get("cursor"),
-        limit=limit,
+        endpoint=query.endpoint,
+        event=query.event,
+        status=query.status,
+        cursor=query.cursor,
+        limit=query.limit,
     )
-    return page(rows, limit, delivery_shape)
+    return page(rows, query.limit, delivery_shape)
 
 
 async def read(request: Request) -> Response:
@@ -85,8 +85,35 @@ async def retry(request: Request) -> Response:
     return JSON(delivery_shape(found), status_code=202)
 
 
+TAG = "Deliveries"
 routes = [
-    Route("/v1/deliveries", index, methods=["GET"]),
-    Route("/v1/deliveries/{id}", read, methods=["GET"]),
-    Route("/v1/deliveries/{id}/retry", retry, methods=["POST"]),
+    operation(
+        "GET",
+        "/v1/deliveries",
+        index,
+        summary="List deliveries",
+        tag=TAG,
+        query=DeliveriesQuery,
+        response=Page[DeliveryOut],
+        errors=(422,),
+    ),
+    operation(
+        "GET",
+        "/v1/deliveries/{id}",
+        read,
+        summary="Get a delivery with its attempts",
+        tag=TAG,
+        response=DeliveryOut,
+        errors=(404,),
+    ),
+    operation(
+        "POST",
+        "/v1/deliveries/{id}/retry",
+        retry,
+        summary="Retry a delivery",
+        tag=TAG,
+        response=DeliveryOut,
+        status=202,
+        errors=(404, 409),
+    ),
 ]

@@ -8,11 +8,11 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from api.auth import tenant
-from api.http import JSON, read_model, services
-from api.schemas import EventIn
+from api.http import JSON, read_model, read_query, services
+from api.openapi import operation
+from api.schemas import EventAccepted, EventContentQuery, EventIn, EventOut
 from hookline.db import QUERIES, Row
 from hookline.events import get_event, ingest_event
 from hookline.links import verify_event_link
@@ -59,11 +59,9 @@ async def event_content(request: Request) -> Response:
     """The full event behind a thin payload's signed, expiring ``links.event`` URL."""
     svc = services(request)
     event_id = request.path_params["id"]
-    params = request.query_params
+    query = read_query(request, EventContentQuery)
     secret_key = svc.settings.secret_key or ""
-    if not verify_event_link(
-        secret_key, event_id, params.get("expires", ""), params.get("sig", "")
-    ):
+    if not verify_event_link(secret_key, event_id, query.expires, query.sig):
         raise HTTPException(404, "this link is not valid or has expired")
     found = await svc.pool.fetchrow(QUERIES["get_event_by_id"], event_id)
     if found is None:
@@ -71,8 +69,37 @@ async def event_content(request: Request) -> Response:
     return JSON(event_shape(dict(found)))
 
 
+TAG = "Events"
 routes = [
-    Route("/v1/events", create_event, methods=["POST"]),
-    Route("/v1/events/{id}", read_event, methods=["GET"]),
-    Route("/v1/events/{id}/content", event_content, methods=["GET"]),
+    operation(
+        "POST",
+        "/v1/events",
+        create_event,
+        summary="Send an event",
+        tag=TAG,
+        body=EventIn,
+        response=EventAccepted,
+        status=202,
+        errors=(400, 409, 422),
+    ),
+    operation(
+        "GET",
+        "/v1/events/{id}",
+        read_event,
+        summary="Get an event",
+        tag=TAG,
+        response=EventOut,
+        errors=(404,),
+    ),
+    operation(
+        "GET",
+        "/v1/events/{id}/content",
+        event_content,
+        tag=TAG,
+        auth=False,
+        summary="Fetch an event through a thin payload's signed link",
+        query=EventContentQuery,
+        response=EventOut,
+        errors=(404, 422),
+    ),
 ]

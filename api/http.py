@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
@@ -73,30 +72,15 @@ async def read_model(request: Request, model: type[M]) -> M:
     return model.model_validate(data)
 
 
-def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
+def read_query(request: Request, model: type[M]) -> M:
+    """Parse the query string as ``model``; errors are 422 with ``["query", name]`` paths."""
     try:
-        value = int(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
+        return model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
         raise InvalidInput(
-            f"{name} must be a whole number from {low} to {high}",
-            errors=[{"loc": ["query", name], "msg": f"between {low} and {high}"}],
-        )
-    return value
-
-
-def query_choice(request: Request, name: str, choices: Sequence[str]) -> str | None:
-    raw = request.query_params.get(name)
-    if raw is not None and raw not in choices:
-        raise InvalidInput(
-            f"{name} must be one of {', '.join(choices)}",
-            errors=[{"loc": ["query", name], "msg": "not one of the allowed values"}],
-        )
-    return raw
+            "the query string did not validate; see errors",
+            errors=[{"loc": ["query", *e["loc"]], "msg": e["msg"]} for e in exc.errors()],
+        ) from None
 
 
 def page(rows: list[Row], limit: int, shape: Any) -> JSON:

@@ -2,37 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Text = Annotated[str, Field(max_length=1000)]
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
 
-# headers hookline sets itself; an endpoint's custom headers may not replace them
-RESERVED_HEADERS = frozenset(
-    {
-        "content-type",
-        "content-length",
-        "host",
-        "user-agent",
-        "webhook-id",
-        "webhook-timestamp",
-        "webhook-signature",
-        "hookline-attempt",
-        "hookline-sequence",
-        "transfer-encoding",
-        "connection",
-    }
-)
 
+class Strict(BaseModel):
+    """Input models refuse unknown fields: a typo is an error, not silently ignored."""
 
-class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
-class EventIn(_Strict):
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    data: list[T]
+    next_cursor: str | None
+
+
+class ListQuery(Strict):
+    limit: Annotated[int, Field(ge=1, le=100)] = 50
+    cursor: Annotated[str, Field(max_length=200)] | None = None
+
+
+class EventIn(Strict):
     """One event from a producer."""
 
     id: Name | None = Field(default=None, description="Producer's id, unique per tenant.")
@@ -50,34 +51,64 @@ class EventIn(_Strict):
     )
 
 
-class SubscriberIn(_Strict):
-    uid: Name = Field(description="The tenant's own id for this customer.")
-    name: Annotated[str, Field(max_length=200)] = ""
+class EventAccepted(BaseModel):
+    id: str
+    type: str
+    timestamp: datetime
+    deliveries: int = Field(description="How many endpoints the event was fanned out to.")
 
 
-class EndpointIn(_Strict):
-    subscriber: Name = Field(description="uid of the subscriber that owns the endpoint.")
-    url: Url
-    description: Text = ""
-    event_types: Annotated[list[Name], Field(min_length=1, max_length=500)] | None = Field(
-        default=None, description="Types to receive; absent: all."
-    )
-    ordering: Literal["strict", "keyed", "none"] = "strict"
-    on_exhausted: Literal["dead_letter", "pause"] = "dead_letter"
-    payload: Literal["thin", "full"] = "thin"
-    format: Literal["standard", "cloudevents"] = "standard"
-    timeout: Annotated[float, Field(gt=0, le=30)] | None = None
-    rate_limit: Annotated[int, Field(gt=0, le=100_000)] | None = None
-    max_in_flight: Annotated[int, Field(ge=1, le=1000)] = 1
-    headers: dict[
-        Annotated[str, Field(max_length=100, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")],
-        Annotated[str, Field(max_length=1000, pattern=r"^[^\r\n]*$")],
-    ] = Field(default_factory=dict, max_length=20)
+class EventOut(BaseModel):
+    id: str
+    type: str
+    timestamp: datetime
+    data: dict[str, Any]
+    subject: str | None = None
+    url: str | None = None
+    ordering_key: str | None = None
+    subscriber: str | None = None
+    producer_id: str | None = None
 
-    @field_validator("headers")
-    @classmethod
-    def _no_reserved(cls, value: dict[str, str]) -> dict[str, str]:
-        clash = sorted(k for k in value if k.lower() in RESERVED_HEADERS)
-        if clash:
-            raise ValueError(f"hookline sets these headers itself: {', '.join(clash)}")
-        return value
+
+class DeliveriesQuery(ListQuery):
+    endpoint: Annotated[str, Field(max_length=200)] | None = None
+    event: Annotated[str, Field(max_length=200)] | None = None
+    status: Literal["pending", "retrying", "succeeded", "failed", "cancelled"] | None = None
+
+
+class AttemptOut(BaseModel):
+    n: int
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    request_headers: dict[str, str]
+    response_headers: dict[str, str]
+    response_body: str
+    next_attempt_at: datetime | None
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    event_id: str
+    endpoint_id: str
+    event_type: str
+    seq: int
+    status: Literal["pending", "retrying", "succeeded", "failed", "cancelled"]
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    attempt_history: list[AttemptOut] | None = None
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] | None = None
+
+
+class EventContentQuery(Strict):
+    expires: Annotated[str, Field(max_length=20)]
+    sig: Annotated[str, Field(max_length=100)]

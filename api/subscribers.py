@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from api.auth import tenant
-from api.http import JSON, page, query_int, read_model, services
-from api.schemas import SubscriberIn
+from api.http import JSON, page, read_model, read_query, services
+from api.openapi import operation
+from api.schemas import ListQuery, Name, Page, Strict
 from hookline.db import Row
 from hookline.subscribers import create_subscriber, get_subscriber, list_subscribers
+
+
+class SubscriberIn(Strict):
+    uid: Name = Field(description="The tenant's own id for this customer.")
+    name: Annotated[str, Field(max_length=200)] = ""
+
+
+class SubscriberOut(BaseModel):
+    id: str
+    uid: str
+    name: str
+    created_at: datetime
 
 
 def subscriber_shape(row: Row) -> dict[str, Any]:
@@ -33,11 +47,9 @@ async def create(request: Request) -> Response:
 
 async def index(request: Request) -> Response:
     owner = await tenant(request)
-    limit = query_int(request, "limit", 50, 1, 100)
-    rows = await list_subscribers(
-        services(request).pool, owner.id, request.query_params.get("cursor"), limit
-    )
-    return page(rows, limit, subscriber_shape)
+    query = read_query(request, ListQuery)
+    rows = await list_subscribers(services(request).pool, owner.id, query.cursor, query.limit)
+    return page(rows, query.limit, subscriber_shape)
 
 
 async def read(request: Request) -> Response:
@@ -46,8 +58,36 @@ async def read(request: Request) -> Response:
     return JSON(subscriber_shape(found))
 
 
+TAG = "Subscribers"
 routes = [
-    Route("/v1/subscribers", create, methods=["POST"]),
-    Route("/v1/subscribers", index, methods=["GET"]),
-    Route("/v1/subscribers/{uid}", read, methods=["GET"]),
+    operation(
+        "POST",
+        "/v1/subscribers",
+        create,
+        summary="Create a subscriber",
+        tag=TAG,
+        body=SubscriberIn,
+        response=SubscriberOut,
+        status=201,
+        errors=(400, 409, 422),
+    ),
+    operation(
+        "GET",
+        "/v1/subscribers",
+        index,
+        summary="List subscribers",
+        tag=TAG,
+        query=ListQuery,
+        response=Page[SubscriberOut],
+        errors=(422,),
+    ),
+    operation(
+        "GET",
+        "/v1/subscribers/{uid}",
+        read,
+        summary="Get a subscriber",
+        tag=TAG,
+        response=SubscriberOut,
+        errors=(404,),
+    ),
 ]
