@@ -1,0 +1,297 @@
+"""Event types: a tenant's catalog of event names, their JSON Schema versions, and the check
+ingest runs on every event against them.
+
+A type has numbered schema versions 1, 2, ... that are never changed or removed once
+written: an event is stamped with the version it was checked against, and validators are
+cached in-process by ``(type id, version)``. A new version is created by
+``POST /v1/event-types/{name}/schemas`` rather than by a PATCH of the type: a version is a new,
+immutable, server-numbered thing (a create, with its own 201 and ``Idempotency-Key``), not an
+edit of the type's fields.
+
+Deprecation is advisory: a deprecated type is still accepted at ingest and delivered; it
+shows as deprecated in listings so producers and subscribers can move off it.
+
+Whether ingest accepts a type that is not in the catalog is the tenant's
+``unknown_event_types`` setting (``accept`` by default, or ``refuse``). It is the only tenant
+setting so far and only event types read it, so it lives here; when a second one arrives the
+pair should move to :mod:`hookline.tenants`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import asyncpg
+import orjson
+from asyncpg.pool import PoolConnectionProxy
+from jsonschema import Draft202012Validator
+
+from hookline.db import QUERIES, Pool, Row, row
+from hookline.errors import Conflict, InvalidInput, NotFound
+from hookline.json_schema import (
+    ValidatorCache,
+    compile_schema,
+    data_problems,
+    schema_problems,
+)
+
+UnknownTypes = Literal["accept", "refuse"]
+#: What :func:`check_events` reads through: the pool, or a connection (inside the ingest
+#: transaction, a pooled one).
+Conn = asyncpg.Connection | asyncpg.Pool | PoolConnectionProxy
+
+# (type id, version) names an immutable schema, so entries never go stale; the bound keeps
+# a process with many tenants from holding every validator it ever compiled.
+_VALIDATORS = ValidatorCache(size=1024)
+
+
+async def create_event_type(
+    pool: Pool,
+    tenant_id: str,
+    name: str,
+    description: str = "",
+    schema: dict[str, Any] | None = None,
+    example: dict[str, Any] | None = None,
+) -> Row:
+    """A new event type; with ``schema`` it starts at schema version 1 (409 if the name is
+    taken, 422 with the failing paths if the schema or the example is not valid)."""
+    if schema is None and example is not None:
+        raise InvalidInput(
+            "an example belongs to a schema version; send `schema` with it",
+            errors=[{"loc": ["body", "example"], "msg": "an example needs a schema"}],
+        )
+    if schema is not None:
+        _check_schema(schema, example)
+    created = row(
+        await pool.fetchrow(
+            QUERIES["create_event_type"], tenant_id, name, description, schema, example
+        )
+    )
+    if created is None:
+        raise Conflict(f"event type {name!r} exists already")
+    return created
+
+
+async def get_event_type(pool: Pool, tenant_id: str, name: str) -> Row:
+    found = row(await pool.fetchrow(QUERIES["get_event_type"], tenant_id, name))
+    if found is None:
+        raise NotFound(f"no event type {name!r}")
+    return found
+
+
+async def list_event_types(
+    pool: Pool, tenant_id: str, cursor: str | None, limit: int, deprecated: bool | None = None
+) -> list[Row]:
+    """A page of event types in name order, after the name ``cursor``."""
+    records = await pool.fetch(QUERIES["list_event_types"], tenant_id, cursor, limit, deprecated)
+    return [dict(r) for r in records]
+
+
+async def update_event_type(
+    pool: Pool,
+    tenant_id: str,
+    name: str,
+    description: str | None = None,
+    deprecated: bool | None = None,
+) -> Row:
+    """Change the description and/or deprecate (``True``) or undeprecate (``False``) a type;
+    ``None`` leaves a field as it is. Deprecating again keeps the first ``deprecated_at``."""
+    found = row(
+        await pool.fetchrow(QUERIES["update_event_type"], tenant_id, name, description, deprecated)
+    )
+    if found is None:
+        raise NotFound(f"no event type {name!r}")
+    return found
+
+
+async def add_schema_version(
+    pool: Pool,
+    tenant_id: str,
+    name: str,
+    schema: dict[str, Any],
+    example: dict[str, Any] | None = None,
+) -> Row:
+    """The type's next schema version (``latest + 1``); 422 if the schema or the example is
+    not valid, 404 if there is no such type."""
+    _check_schema(schema, example)
+    added = row(
+        await pool.fetchrow(QUERIES["add_schema_version"], tenant_id, name, schema, example)
+    )
+    if added is None:
+        raise NotFound(f"no event type {name!r}")
+    return added
+
+
+async def get_schema_version(pool: Pool, tenant_id: str, name: str, version: int) -> Row:
+    found = row(await pool.fetchrow(QUERIES["get_schema_version"], tenant_id, name, version))
+    if found is None:
+        raise NotFound(f"no schema version {version} of event type {name!r}")
+    return found
+
+
+async def list_schema_versions(
+    pool: Pool, tenant_id: str, name: str, cursor: int | None, limit: int
+) -> list[Row]:
+    """A page of a type's schema versions, newest first, below the version ``cursor``."""
+    records = await pool.fetch(QUERIES["list_schema_versions"], tenant_id, name, cursor, limit)
+    if not records:
+        await get_event_type(pool, tenant_id, name)  # 404 for a type that does not exist
+    return [dict(r) for r in records]
+
+
+async def example_data(
+    pool: Pool, tenant_id: str, name: str, version: int | None = None
+) -> tuple[int, str | None] | None:
+    """The example ``data`` (JSON text, or None when it has none) of the type's given or
+    latest schema version, with that version; None when there is no such type or version.
+    For sending a test event of a type."""
+    found = await pool.fetchrow(QUERIES["example_for_type"], tenant_id, name, version)
+    return None if found is None else (found["version"], found["example"])
+
+
+async def tenant_settings(pool: Pool, tenant_id: str) -> Row:
+    found = row(await pool.fetchrow(QUERIES["get_tenant_settings"], tenant_id))
+    if found is None:
+        raise NotFound(f"no tenant {tenant_id!r}")
+    return found
+
+
+async def update_tenant_settings(
+    pool: Pool, tenant_id: str, unknown_event_types: UnknownTypes | None = None
+) -> Row:
+    """Change the tenant's settings; ``None`` leaves one as it is."""
+    found = row(
+        await pool.fetchrow(QUERIES["update_tenant_settings"], tenant_id, unknown_event_types)
+    )
+    if found is None:
+        raise NotFound(f"no tenant {tenant_id!r}")
+    return found
+
+
+async def check_events(
+    conn: Conn,
+    tenant_id: str,
+    items: Sequence[tuple[str, int | None, Any]],
+    locs: Sequence[Sequence[str | int]],
+) -> list[int | None]:
+    """Check events against their types before ingest; return the version to stamp on each.
+
+    ``items`` are ``(type, requested schema version or None, data)`` with ``data`` the parsed
+    object (not JSON text); ``locs[i]`` is the error location prefix of item ``i``, e.g.
+    ``["body"]`` or ``["body", "events", 3]``. Each item gets the version it asked for, or
+    the type's latest when it asked for none, or None when the type has no schemas (or is
+    unknown and the tenant accepts unknown types). Deprecated types are accepted.
+
+    Raises :class:`InvalidInput` listing every problem of every item: ``[*loc, "data",
+    *path]`` for each place the data fails its schema, ``[*loc, "version"]`` for a version
+    the type does not have, ``[*loc, "type"]`` for an unknown type when the tenant refuses
+    them. Costs one query for all the batch's types while the validators are cached, and one
+    more for those that are not.
+    """
+    if len(items) != len(locs):
+        raise ValueError("check_events needs one location prefix per item")
+    if not items:
+        return []
+    names = sorted({name for name, _, _ in items})
+    records = await conn.fetch(QUERIES["event_types_for_check"], tenant_id, names)
+    if not records:
+        raise NotFound(f"no tenant {tenant_id!r}")
+    refuse = records[0]["policy"] == "refuse"
+    known: dict[str, tuple[str, int | None]] = {
+        r["name"]: (r["id"], r["latest_version"]) for r in records if r["name"] is not None
+    }
+    errors: list[tuple[int, dict[str, object]]] = []  # (item, error): sorted by item at the end
+    failing: set[int] = set()
+    versions: list[int | None] = []
+    for i, ((name, requested, _), loc) in enumerate(zip(items, locs, strict=True)):
+        version, fault = _version_for(name, requested, known.get(name), refuse)
+        versions.append(version)
+        if fault is not None:
+            errors.append((i, {"loc": [*loc, fault[0]], "msg": fault[1]}))
+            failing.add(i)
+    wanted = {
+        (known[name][0], version)
+        for i, ((name, _, _), version) in enumerate(zip(items, versions, strict=True))
+        if version is not None and i not in failing
+    }
+    validators = await _validators(conn, tenant_id, wanted)
+    for i, ((name, _, data), loc, version) in enumerate(zip(items, locs, versions, strict=True)):
+        if version is None or i in failing:
+            continue
+        for path, msg in data_problems(validators[known[name][0], version], data):
+            errors.append((i, {"loc": [*loc, "data", *path], "msg": msg}))
+            failing.add(i)
+    if errors:
+        errors.sort(key=lambda error: error[0])
+        raise InvalidInput(_detail(len(items), len(failing)), errors=[e for _, e in errors])
+    return versions
+
+
+def _version_for(
+    name: str, requested: int | None, found: tuple[str, int | None] | None, refuse: bool
+) -> tuple[int | None, tuple[str, str] | None]:
+    """The version to stamp on an event, or the field at fault and why."""
+    if found is None:
+        if refuse:
+            return None, (
+                "type",
+                f"unknown event type {name!r}; register it with POST /v1/event-types",
+            )
+        if requested is not None:
+            return None, ("version", f"event type {name!r} is not registered: no versions")
+        return None, None
+    latest = found[1]
+    if requested is None:
+        return latest, None
+    if latest is None:
+        return None, ("version", f"event type {name!r} has no schema versions")
+    if not 1 <= requested <= latest:
+        return None, ("version", f"event type {name!r} has schema versions 1 to {latest}")
+    return requested, None
+
+
+async def _validators(
+    conn: Conn, tenant_id: str, wanted: set[tuple[str, int]]
+) -> dict[tuple[str, int], Draft202012Validator]:
+    found: dict[tuple[str, int], Draft202012Validator] = {}
+    missing: list[tuple[str, int]] = []
+    for key in wanted:
+        cached = _VALIDATORS.get(key)
+        if cached is None:
+            missing.append(key)
+        else:
+            found[key] = cached
+    if missing:
+        records = await conn.fetch(
+            QUERIES["schemas_for_check"],
+            tenant_id,
+            [type_id for type_id, _ in missing],
+            [version for _, version in missing],
+        )
+        for r in records:
+            key = (r["event_type_id"], r["version"])
+            found[key] = compile_schema(orjson.loads(r["schema"]))
+            _VALIDATORS.put(key, found[key])
+    return found
+
+
+def _check_schema(schema: dict[str, Any], example: dict[str, Any] | None) -> None:
+    errors: list[dict[str, object]] = [
+        {"loc": ["body", "schema", *path], "msg": msg} for path, msg in schema_problems(schema)
+    ]
+    if errors:
+        raise InvalidInput("the schema is not a valid JSON Schema (draft 2020-12)", errors=errors)
+    if example is not None:
+        problems = data_problems(compile_schema(schema), example)
+        if problems:
+            raise InvalidInput(
+                "the example does not match the schema",
+                errors=[{"loc": ["body", "example", *path], "msg": msg} for path, msg in problems],
+            )
+
+
+def _detail(total: int, failing: int) -> str:
+    if total == 1:
+        return "the event does not fit its event type; see errors"
+    return f"{failing} of {total} events do not fit their event types; see errors"
