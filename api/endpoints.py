@@ -1,95 +1,32 @@
-"""Endpoints: where a subscriber's webhooks go, and their signing secrets."""
+"""Endpoints: where a subscriber's webhooks go, their signing secrets, and test sends."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import tenant
+from api.endpoint_models import (
+    EndpointIn,
+    EndpointOut,
+    EndpointPatch,
+    EndpointsQuery,
+    ExampleEventIn,
+    ExampleEventSent,
+    SecretOut,
+    SecretRotateIn,
+)
 from api.http import JSON, page, read_model, read_query, services
 from api.openapi import operation
-from api.schemas import ListQuery, Name, Page, Strict, Text, Url
+from api.schemas import Page
+from hookline import endpoints as kernel
 from hookline.db import Row
-from hookline.endpoints import create_endpoint, current_secret, get_endpoint, list_endpoints
 
-# headers hookline sets itself; an endpoint's custom headers may not replace them
-RESERVED_HEADERS = frozenset(
-    {
-        "content-type",
-        "content-length",
-        "host",
-        "user-agent",
-        "webhook-id",
-        "webhook-timestamp",
-        "webhook-signature",
-        "hookline-attempt",
-        "hookline-sequence",
-        "transfer-encoding",
-        "connection",
-    }
-)
-
-
-class EndpointIn(Strict):
-    subscriber: Name = Field(description="uid of the subscriber that owns the endpoint.")
-    url: Url
-    description: Text = ""
-    event_types: Annotated[list[Name], Field(min_length=1, max_length=500)] | None = Field(
-        default=None, description="Types to receive; absent: all."
-    )
-    ordering: Literal["strict", "keyed", "none"] = "strict"
-    on_exhausted: Literal["dead_letter", "pause"] = "dead_letter"
-    payload: Literal["thin", "full"] = "thin"
-    format: Literal["standard", "cloudevents"] = "standard"
-    timeout: Annotated[float, Field(gt=0, le=30)] | None = None
-    rate_limit: Annotated[int, Field(gt=0, le=100_000)] | None = None
-    max_in_flight: Annotated[int, Field(ge=1, le=1000)] = 1
-    headers: dict[
-        Annotated[str, Field(max_length=100, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")],
-        Annotated[str, Field(max_length=1000, pattern=r"^[^\r\n]*$")],
-    ] = Field(default_factory=dict, max_length=20)
-
-    @field_validator("headers")
-    @classmethod
-    def _no_reserved(cls, value: dict[str, str]) -> dict[str, str]:
-        clash = sorted(k for k in value if k.lower() in RESERVED_HEADERS)
-        if clash:
-            raise ValueError(f"hookline sets these headers itself: {', '.join(clash)}")
-        return value
-
-
-class EndpointOut(BaseModel):
-    id: str
-    subscriber: str
-    url: str
-    description: str
-    event_types: list[str] | None
-    ordering: Literal["strict", "keyed", "none"]
-    on_exhausted: Literal["dead_letter", "pause"]
-    payload: Literal["thin", "full"]
-    format: Literal["standard", "cloudevents"]
-    timeout: float | None
-    rate_limit: int | None
-    max_in_flight: int
-    headers: dict[str, str]
-    status: Literal["active", "paused", "disabled"]
-    status_reason: str
-    created_at: datetime
-    updated_at: datetime
-
-
-class SecretOut(BaseModel):
-    key: str = Field(description="The current signing secret, `whsec_...`.")
-
-
-class EndpointsQuery(ListQuery):
-    subscriber: Annotated[str, Field(max_length=200)] | None = None
-
+M = TypeVar("M", bound=BaseModel)
 
 _FIELDS = (
     "id",
@@ -104,6 +41,7 @@ _FIELDS = (
     "timeout",
     "rate_limit",
     "max_in_flight",
+    "schema_version",
     "status",
     "status_reason",
     "created_at",
@@ -117,11 +55,20 @@ def endpoint_shape(row: Row) -> dict[str, Any]:
     return shaped
 
 
+async def _read_optional(request: Request, model: type[M]) -> M:
+    """The body as ``model``, or the model's defaults when there is no body at all."""
+    no_body = "transfer-encoding" not in request.headers and request.headers.get(
+        "content-length", "0"
+    ) in ("", "0")
+    return model() if no_body else await read_model(request, model)
+
+
 async def create(request: Request) -> Response:
+    """Register an endpoint for a subscriber; its URL is checked against SSRF."""
     owner = await tenant(request)
     body = await read_model(request, EndpointIn)
     svc = services(request)
-    created = await create_endpoint(
+    created = await kernel.create_endpoint(
         svc.pool, owner.id, svc.settings.allowed_networks, body.model_dump()
     )
     return JSON(endpoint_shape(created), status_code=201)
@@ -130,7 +77,7 @@ async def create(request: Request) -> Response:
 async def index(request: Request) -> Response:
     owner = await tenant(request)
     query = read_query(request, EndpointsQuery)
-    rows = await list_endpoints(
+    rows = await kernel.list_endpoints(
         services(request).pool, owner.id, query.subscriber, query.cursor, query.limit
     )
     return page(rows, query.limit, endpoint_shape)
@@ -138,14 +85,78 @@ async def index(request: Request) -> Response:
 
 async def read(request: Request) -> Response:
     owner = await tenant(request)
-    found = await get_endpoint(services(request).pool, owner.id, request.path_params["id"])
+    found = await kernel.get_endpoint(services(request).pool, owner.id, request.path_params["id"])
     return JSON(endpoint_shape(found))
+
+
+async def update(request: Request) -> Response:
+    """Change some fields; those left out stay. A new URL is checked against SSRF.
+
+    `{"status": "paused"}` stops sending (an attempt in flight finishes); `{"status":
+    "active"}` resumes a paused or disabled endpoint and sends what waited, in order.
+    A new `ordering` applies to events ingested from then on; deliveries already pending
+    drain in their old lanes first.
+    """
+    owner = await tenant(request)
+    changes = (await read_model(request, EndpointPatch)).model_dump(exclude_unset=True)
+    svc = services(request)
+    updated = await kernel.update_endpoint(
+        svc.pool, owner.id, request.path_params["id"], svc.settings.allowed_networks, changes
+    )
+    if changes.get("status") == "active":
+        svc.doorbell.ring()
+    return JSON(endpoint_shape(updated))
+
+
+async def delete(request: Request) -> Response:
+    """Delete the endpoint with its secrets and deliveries. None of its pending deliveries
+    is sent after this answers: it waits for requests in flight to the endpoint to end."""
+    owner = await tenant(request)
+    await kernel.delete_endpoint(services(request).pool, owner.id, request.path_params["id"])
+    return Response(status_code=204)
 
 
 async def secret(request: Request) -> Response:
     owner = await tenant(request)
-    key = await current_secret(services(request).pool, owner.id, request.path_params["id"])
+    key = await kernel.current_secret(services(request).pool, owner.id, request.path_params["id"])
     return JSON({"key": key})
+
+
+async def rotate_secret(request: Request) -> Response:
+    """Make a new signing secret current (the given `key`, or a random one) and return it.
+
+    The replaced secret keeps signing beside the new one for the grace period
+    (`HOOKLINE_SECRET_ROTATION_GRACE`, 24 h by default): each delivery meanwhile carries one
+    signature per valid secret, so the receiver can switch at its own pace. At most 10
+    replaced secrets are kept; the oldest go first.
+    """
+    owner = await tenant(request)
+    body = await _read_optional(request, SecretRotateIn)
+    svc = services(request)
+    key = await kernel.rotate_secret(
+        svc.pool,
+        owner.id,
+        request.path_params["id"],
+        svc.settings.secret_rotation_grace,
+        body.key,
+    )
+    return JSON({"key": key})
+
+
+async def send_test(request: Request) -> Response:
+    """Send a signed example event of a type to this endpoint only.
+
+    It is a real event addressed to the endpoint's subscriber, delivered like any other;
+    follow it with `GET /v1/deliveries/{delivery_id}`.
+    """
+    owner = await tenant(request)
+    body = await read_model(request, ExampleEventIn)
+    svc = services(request)
+    event_id, delivery_id = await kernel.send_test_event(
+        svc.pool, owner.id, request.path_params["id"], body.type, body.data
+    )
+    svc.doorbell.ring()
+    return JSON({"event_id": event_id, "delivery_id": delivery_id}, status_code=202)
 
 
 TAG = "Endpoints"
@@ -160,6 +171,7 @@ routes = [
         response=EndpointOut,
         status=201,
         errors=(400, 422),
+        idempotent=True,
     ),
     operation(
         "GET",
@@ -181,6 +193,25 @@ routes = [
         errors=(404,),
     ),
     operation(
+        "PATCH",
+        "/v1/endpoints/{id}",
+        update,
+        summary="Change an endpoint, pause or resume it",
+        tag=TAG,
+        body=EndpointPatch,
+        response=EndpointOut,
+        errors=(400, 404, 422),
+    ),
+    operation(
+        "DELETE",
+        "/v1/endpoints/{id}",
+        delete,
+        summary="Delete an endpoint",
+        tag=TAG,
+        status=204,
+        errors=(404, 409),
+    ),
+    operation(
         "GET",
         "/v1/endpoints/{id}/secret",
         secret,
@@ -188,5 +219,28 @@ routes = [
         tag=TAG,
         response=SecretOut,
         errors=(404,),
+    ),
+    operation(
+        "POST",
+        "/v1/endpoints/{id}/secret/rotate",
+        rotate_secret,
+        summary="Rotate the signing secret",
+        tag=TAG,
+        body=SecretRotateIn,
+        body_required=False,
+        response=SecretOut,
+        errors=(400, 404, 422),
+    ),
+    operation(
+        "POST",
+        "/v1/endpoints/{id}/test",
+        send_test,
+        summary="Send a test event to this endpoint",
+        tag=TAG,
+        body=ExampleEventIn,
+        response=ExampleEventSent,
+        status=202,
+        errors=(400, 404, 409, 422),
+        idempotent=True,
     ),
 ]

@@ -1,4 +1,4 @@
-"""Subscribers: the tenant's customers."""
+"""Subscribers: the tenant's customers, and magic links into their portal."""
 
 from __future__ import annotations
 
@@ -10,16 +10,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import tenant
+from api.endpoint_models import unset
 from api.http import JSON, page, read_model, read_query, services
 from api.openapi import operation
 from api.schemas import ListQuery, Name, Page, Strict
+from hookline import subscribers as kernel
 from hookline.db import Row
-from hookline.subscribers import create_subscriber, get_subscriber, list_subscribers
+from hookline.portal import create_portal_link
+
+SubscriberName = Annotated[str, Field(max_length=200, description="A name to show for it.")]
 
 
 class SubscriberIn(Strict):
     uid: Name = Field(description="The tenant's own id for this customer.")
-    name: Annotated[str, Field(max_length=200)] = ""
+    name: SubscriberName = ""
+
+
+class SubscriberPatch(Strict):
+    """The fields to change; those left out stay as they are."""
+
+    uid: Name = unset("A new uid; it must not be taken.")
+    name: SubscriberName = unset()
 
 
 class SubscriberOut(BaseModel):
@@ -27,6 +38,11 @@ class SubscriberOut(BaseModel):
     uid: str
     name: str
     created_at: datetime
+
+
+class PortalLinkOut(BaseModel):
+    url: str = Field(description="Opens the subscriber's portal once; pass it on as is.")
+    expires_at: datetime
 
 
 def subscriber_shape(row: Row) -> dict[str, Any]:
@@ -41,21 +57,64 @@ def subscriber_shape(row: Row) -> dict[str, Any]:
 async def create(request: Request) -> Response:
     owner = await tenant(request)
     body = await read_model(request, SubscriberIn)
-    created = await create_subscriber(services(request).pool, owner.id, body.uid, body.name)
+    created = await kernel.create_subscriber(services(request).pool, owner.id, body.uid, body.name)
     return JSON(subscriber_shape(created), status_code=201)
 
 
 async def index(request: Request) -> Response:
     owner = await tenant(request)
     query = read_query(request, ListQuery)
-    rows = await list_subscribers(services(request).pool, owner.id, query.cursor, query.limit)
+    rows = await kernel.list_subscribers(
+        services(request).pool, owner.id, query.cursor, query.limit
+    )
     return page(rows, query.limit, subscriber_shape)
 
 
 async def read(request: Request) -> Response:
     owner = await tenant(request)
-    found = await get_subscriber(services(request).pool, owner.id, request.path_params["uid"])
+    found = await kernel.get_subscriber(
+        services(request).pool, owner.id, request.path_params["uid"]
+    )
     return JSON(subscriber_shape(found))
+
+
+async def update(request: Request) -> Response:
+    """Rename a subscriber or change its uid; events and endpoints follow."""
+    owner = await tenant(request)
+    body = await read_model(request, SubscriberPatch)
+    updated = await kernel.update_subscriber(
+        services(request).pool,
+        owner.id,
+        request.path_params["uid"],
+        body.model_dump(exclude_unset=True),
+    )
+    return JSON(subscriber_shape(updated))
+
+
+async def delete(request: Request) -> Response:
+    """Delete a subscriber with its endpoints and their deliveries; its events stay.
+
+    None of its pending deliveries is sent after this answers: it waits for requests in
+    flight to its endpoints to end.
+    """
+    owner = await tenant(request)
+    await kernel.delete_subscriber(services(request).pool, owner.id, request.path_params["uid"])
+    return Response(status_code=204)
+
+
+async def portal_link(request: Request) -> Response:
+    """A magic link into the subscriber portal: it starts one session, as this subscriber
+    only, until `expires_at` (`HOOKLINE_PORTAL_LINK_TTL`, 15 minutes by default)."""
+    owner = await tenant(request)
+    svc = services(request)
+    link = await create_portal_link(
+        svc.pool,
+        owner.id,
+        request.path_params["uid"],
+        public_url=svc.settings.public_url,
+        ttl=svc.settings.portal_link_ttl,
+    )
+    return JSON({"url": link.url, "expires_at": link.expires_at}, status_code=201)
 
 
 TAG = "Subscribers"
@@ -70,6 +129,7 @@ routes = [
         response=SubscriberOut,
         status=201,
         errors=(400, 409, 422),
+        idempotent=True,
     ),
     operation(
         "GET",
@@ -88,6 +148,35 @@ routes = [
         summary="Get a subscriber",
         tag=TAG,
         response=SubscriberOut,
+        errors=(404,),
+    ),
+    operation(
+        "PATCH",
+        "/v1/subscribers/{uid}",
+        update,
+        summary="Change a subscriber",
+        tag=TAG,
+        body=SubscriberPatch,
+        response=SubscriberOut,
+        errors=(400, 404, 409, 422),
+    ),
+    operation(
+        "DELETE",
+        "/v1/subscribers/{uid}",
+        delete,
+        summary="Delete a subscriber and its endpoints",
+        tag=TAG,
+        status=204,
+        errors=(404, 409),
+    ),
+    operation(
+        "POST",
+        "/v1/subscribers/{uid}/portal-link",
+        portal_link,
+        summary="Make a magic link into the subscriber portal",
+        tag=TAG,
+        response=PortalLinkOut,
+        status=201,
         errors=(404,),
     ),
 ]

@@ -1,52 +1,101 @@
-"""Endpoints (subscriptions): where a subscriber's webhooks go and how."""
+"""Endpoints (subscriptions): where a subscriber's webhooks go and how.
+
+Writers of lanes lock them ``ORDER BY endpoint_id, key`` before anything else they touch,
+as ingest and the dispatcher do, so that none of them can deadlock another.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import asyncpg
+import orjson
 
 from hookline import secrets
 from hookline.db import QUERIES, Pool, Row, row
-from hookline.errors import InvalidInput, NotFound
+from hookline.errors import Conflict, InvalidInput, NotFound
+from hookline.event_types import check_events, example_data
+from hookline.events import ingest_event
 from hookline.settings import IPNetwork
 from hookline.targets import TargetRefused, check_target
 
+#: Fields of an endpoint that :func:`update_endpoint` may change.
+PATCHABLE = (
+    "url",
+    "description",
+    "event_types",
+    "ordering",
+    "on_exhausted",
+    "payload",
+    "format",
+    "timeout",
+    "rate_limit",
+    "max_in_flight",
+    "headers",
+    "schema_version",
+    "status",
+)
+
+#: Replaced signing secrets kept at most after a rotation (PRODUCT: at most 10 old keys).
+OLD_SECRETS_KEPT = 10
+
+# Deleting waits for workers that still hold a lane of the endpoint. A lease lasts two
+# attempt deadlines (30 s at most each) and a margin, so this is never reached unless
+# someone keeps reactivating the endpoint while it is being deleted.
+_DELETE_PATIENCE = 120.0
+_DELETE_POLL = 0.05
+
+
+async def _check_url(url: str, allowed: Sequence[IPNetwork]) -> None:
+    try:
+        await check_target(url, allowed)
+    except TargetRefused as exc:
+        raise InvalidInput(str(exc), errors=[{"loc": ["body", "url"], "msg": str(exc)}]) from None
+
+
+def _unknown_subscriber(uid: str) -> InvalidInput:
+    return InvalidInput(
+        f"no subscriber {uid!r}; create it first with POST /v1/subscribers",
+        errors=[{"loc": ["body", "subscriber"], "msg": "unknown subscriber"}],
+    )
+
 
 async def create_endpoint(
-    pool: Pool, tenant_id: str, allowed: Sequence[IPNetwork], fields: dict[str, Any]
+    pool: Pool, tenant_id: str, allowed: Sequence[IPNetwork], fields: Mapping[str, Any]
 ) -> Row:
     """Register an endpoint after checking its URL against SSRF; it gets a new secret.
 
-    ``fields`` are the validated API fields (see ``api.schemas.EndpointIn``).
+    ``fields`` are the validated API fields (see ``api.endpoint_models.EndpointIn``).
     """
+    await _check_url(fields["url"], allowed)
     try:
-        await check_target(fields["url"], allowed)
-    except TargetRefused as exc:
-        raise InvalidInput(str(exc), errors=[{"loc": ["body", "url"], "msg": str(exc)}]) from None
-    created = row(
-        await pool.fetchrow(
-            QUERIES["create_endpoint"],
-            tenant_id,
-            fields["subscriber"],
-            fields["url"],
-            fields["description"],
-            fields["event_types"],
-            fields["ordering"],
-            fields["on_exhausted"],
-            fields["payload"],
-            fields["format"],
-            fields["timeout"],
-            fields["rate_limit"],
-            fields["max_in_flight"],
-            fields["headers"],
-            secrets.new_signing_secret(),
+        created = row(
+            await pool.fetchrow(
+                QUERIES["create_endpoint"],
+                tenant_id,
+                fields["subscriber"],
+                fields["url"],
+                fields["description"],
+                fields["event_types"],
+                fields["ordering"],
+                fields["on_exhausted"],
+                fields["payload"],
+                fields["format"],
+                fields["timeout"],
+                fields["rate_limit"],
+                fields["max_in_flight"],
+                fields["headers"],
+                fields.get("schema_version"),
+                secrets.new_signing_secret(),
+            )
         )
-    )
+    except asyncpg.ForeignKeyViolationError:  # the subscriber was deleted meanwhile
+        raise _unknown_subscriber(fields["subscriber"]) from None
     if created is None:
-        raise InvalidInput(
-            f"no subscriber {fields['subscriber']!r}; create it first with POST /v1/subscribers",
-            errors=[{"loc": ["body", "subscriber"], "msg": "unknown subscriber"}],
-        )
+        raise _unknown_subscriber(fields["subscriber"])
     return created
 
 
@@ -64,8 +113,165 @@ async def list_endpoints(
     return [dict(r) for r in records]
 
 
+async def update_endpoint(
+    pool: Pool,
+    tenant_id: str,
+    endpoint_id: str,
+    allowed: Sequence[IPNetwork],
+    changes: Mapping[str, Any],
+) -> Row:
+    """Change the fields in ``changes`` (any of :data:`PATCHABLE`) and leave the others.
+
+    A new ``url`` is checked against SSRF as at registration. ``status`` may be set to
+    ``paused`` or ``active``; a disabled endpoint can be made active again too.
+
+    Pausing needs nothing more: a claim parks the lanes of an endpoint that is not active,
+    and an attempt already in flight finishes. Resuming locks the endpoint's parked lanes
+    (in lane order, before the endpoint row, as every writer does) and points each at its
+    head's next attempt, so what waited is sent at once and in order.
+
+    Changing ``ordering`` applies to events ingested from then on: deliveries already
+    pending stay in the lanes of the old mode and drain there. So while they drain, a
+    change to a stricter mode (e.g. ``none`` to ``strict``) does not yet order the new
+    deliveries after the old ones; pause the endpoint until the old ones are sent if that
+    matters. Moving the pending deliveries would renumber sequences receivers have seen.
+    """
+    unknown = sorted(set(changes) - set(PATCHABLE))
+    if unknown:
+        raise ValueError(f"not fields an endpoint update may change: {unknown}")
+    if "url" in changes:
+        await _check_url(changes["url"], allowed)
+    values = [changes.get(name) for name in PATCHABLE]
+    async with pool.acquire() as conn, conn.transaction():
+        lanes: list[int] = []
+        if changes.get("status") == "active":
+            records = await conn.fetch(QUERIES["lock_parked_lanes"], tenant_id, endpoint_id)
+            lanes = [r["id"] for r in records]
+        updated = row(
+            await conn.fetchrow(
+                QUERIES["update_endpoint"], tenant_id, endpoint_id, list(changes), *values
+            )
+        )
+        if updated is None:
+            raise NotFound(f"no endpoint {endpoint_id!r}")
+        if lanes:
+            # same transaction: sees the endpoint active; leaves leased lanes to their holder
+            await conn.execute(QUERIES["reschedule_lanes"], lanes)
+    return updated
+
+
+async def delete_endpoint(pool: Pool, tenant_id: str, endpoint_id: str) -> None:
+    """Delete an endpoint with its secrets, deliveries and their attempts.
+
+    Nothing of it is sent once this returns: see :func:`delete_stopped_endpoints`.
+    """
+    if not await delete_stopped_endpoints(pool, tenant_id, endpoint_id=endpoint_id):
+        raise NotFound(f"no endpoint {endpoint_id!r}")
+
+
+async def delete_stopped_endpoints(
+    pool: Pool,
+    tenant_id: str,
+    *,
+    endpoint_id: str | None = None,
+    subscriber_id: str | None = None,
+) -> bool:
+    """Delete one endpoint, or a subscriber with all of its endpoints; False if not found.
+
+    A worker may hold a lane of an endpoint with several of its deliveries claimed, and
+    sends them one after another under one lease. So that none is sent after this returns,
+    the endpoints are stopped first (no new fan-out, no new claim), then the delete waits,
+    with the lanes locked, until no worker holds a lease on any of them. That is as long
+    as the requests in flight take, and as long as a dead worker's lease at worst.
+    """
+    deadline = time.monotonic() + _DELETE_PATIENCE
+    scope = (tenant_id, endpoint_id, subscriber_id)
+    while True:
+        await pool.execute(QUERIES["stop_endpoints"], *scope)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                if subscriber_id is not None:
+                    # the row lock keeps new endpoints of this subscriber out until commit
+                    owner = await conn.fetchval(
+                        QUERIES["lock_subscriber"], tenant_id, subscriber_id
+                    )
+                else:
+                    owner = await conn.fetchval(QUERIES["endpoint_exists"], *scope[:2])
+                if not owner:
+                    return False
+                busy = await conn.fetchval(QUERIES["lock_lanes_to_delete"], *scope)
+                active = await conn.fetchval(QUERIES["count_active_endpoints"], *scope)
+                if busy is None and not active:
+                    if subscriber_id is not None:
+                        await conn.execute(QUERIES["delete_subscriber"], tenant_id, subscriber_id)
+                    else:
+                        await conn.execute(QUERIES["delete_endpoint"], *scope[:2])
+                    return True
+        except asyncpg.DeadlockDetectedError:
+            pass  # an ingest that began before the stop locked lanes in between; go again
+        if time.monotonic() > deadline:
+            raise Conflict("the endpoint is still busy being delivered to; try again")
+        await asyncio.sleep(_DELETE_POLL)
+
+
 async def current_secret(pool: Pool, tenant_id: str, endpoint_id: str) -> str:
     secret = await pool.fetchval(QUERIES["current_secret"], tenant_id, endpoint_id)
     if secret is None:
         raise NotFound(f"no endpoint {endpoint_id!r}")
     return str(secret)
+
+
+async def rotate_secret(
+    pool: Pool, tenant_id: str, endpoint_id: str, grace: float, new: str | None = None
+) -> str:
+    """Make ``new`` (or a fresh secret) the endpoint's current signing secret; return it.
+
+    The replaced secret keeps signing beside it for ``grace`` seconds, so receivers can
+    switch without dropping a request: every delivery meanwhile carries one signature per
+    valid secret. At most :data:`OLD_SECRETS_KEPT` replaced secrets are kept; the oldest
+    go first.
+    """
+    try:
+        secret = secrets.new_signing_secret() if new is None else secrets.check_signing_secret(new)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), errors=[{"loc": ["body", "key"], "msg": str(exc)}]) from None
+    rotated = await pool.fetchval(
+        QUERIES["rotate_secret"], tenant_id, endpoint_id, secret, grace, OLD_SECRETS_KEPT
+    )
+    if rotated is None:
+        raise NotFound(f"no endpoint {endpoint_id!r}")
+    return str(rotated)
+
+
+async def send_test_event(
+    pool: Pool, tenant_id: str, endpoint_id: str, type_: str, data: dict[str, Any] | None
+) -> tuple[str, str]:
+    """Send an example event of ``type_`` to this endpoint only; return (event, delivery) ids.
+
+    It is a real event, signed and delivered like any other, addressed to the endpoint's
+    subscriber and fanned out to this endpoint alone. ``data`` defaults to the example of
+    the type's schema version the endpoint pins (or the latest), else ``{}``; it is checked
+    against that schema like ingested data.
+    """
+    endpoint = await get_endpoint(pool, tenant_id, endpoint_id)
+    if endpoint["status"] != "active":
+        raise Conflict(
+            f"endpoint {endpoint_id} is {endpoint['status']}; set its status to active first"
+        )
+    wanted = endpoint["event_types"]
+    if wanted is not None and type_ not in wanted:
+        msg = f"the endpoint does not receive {type_!r}; it receives {', '.join(wanted)}"
+        raise InvalidInput(msg, errors=[{"loc": ["body", "type"], "msg": msg}])
+    pinned: int | None = endpoint["schema_version"]
+    if data is None:
+        example = await example_data(pool, tenant_id, type_, pinned)
+        data = {} if example is None or example[1] is None else orjson.loads(example[1])
+    [version] = await check_events(pool, tenant_id, [(type_, pinned, data)], [["body"]])
+    event = {"type": type_, "data": data, "subscriber": endpoint["subscriber"], "version": version}
+    accepted = await ingest_event(pool, tenant_id, event, only_endpoint=endpoint_id)
+    delivery = await pool.fetchval(
+        QUERIES["delivery_of_event"], tenant_id, accepted.id, endpoint_id
+    )
+    if delivery is None:  # stopped or changed between the check and the ingest
+        raise Conflict(f"endpoint {endpoint_id} no longer takes this event; try again")
+    return accepted.id, str(delivery)

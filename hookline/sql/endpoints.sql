@@ -2,17 +2,18 @@
 -- An endpoint of a subscriber with its first signing secret.
 -- $1 tenant_id, $2 subscriber uid, $3 url, $4 description, $5 event_types or NULL,
 -- $6 ordering, $7 on_exhausted, $8 payload, $9 format, $10 timeout or NULL,
--- $11 rate_limit or NULL, $12 max_in_flight, $13 headers, $14 secret
+-- $11 rate_limit or NULL, $12 max_in_flight, $13 headers, $14 schema_version or NULL,
+-- $15 secret
 WITH sub AS (
     SELECT id FROM subscribers WHERE tenant_id = $1 AND uid = $2
 ), ep AS (
     INSERT INTO endpoints (tenant_id, subscriber_id, url, description, event_types, ordering,
                            on_exhausted, payload, format, timeout, rate_limit, max_in_flight,
-                           headers)
-    SELECT $1, sub.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM sub
+                           headers, schema_version)
+    SELECT $1, sub.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM sub
     RETURNING *
 ), secret AS (
-    INSERT INTO endpoint_secrets (endpoint_id, secret) SELECT id, $14 FROM ep
+    INSERT INTO endpoint_secrets (endpoint_id, secret) SELECT id, $15 FROM ep
 )
 SELECT ep.*, $2::text AS subscriber FROM ep;
 
@@ -30,8 +31,116 @@ FROM endpoints e JOIN subscribers s ON s.id = e.subscriber_id
 WHERE e.tenant_id = $1 AND ($2::text IS NULL OR s.uid = $2) AND ($3::text IS NULL OR e.id < $3)
 ORDER BY e.id DESC LIMIT $4;
 
+-- name: update_endpoint
+-- Change the named fields of an endpoint and leave the others; a status set through the
+-- API clears the reason the system gave for the last one. No row: no such endpoint.
+-- $1 tenant_id, $2 endpoint id, $3 names of the fields to change, $4 url, $5 description,
+-- $6 event_types, $7 ordering, $8 on_exhausted, $9 payload, $10 format, $11 timeout,
+-- $12 rate_limit, $13 max_in_flight, $14 headers, $15 schema_version, $16 status
+WITH ep AS (
+    UPDATE endpoints SET
+        url = CASE WHEN 'url' = ANY ($3) THEN $4::text ELSE url END,
+        description = CASE WHEN 'description' = ANY ($3) THEN $5::text ELSE description END,
+        event_types = CASE WHEN 'event_types' = ANY ($3) THEN $6::text[] ELSE event_types END,
+        ordering = CASE WHEN 'ordering' = ANY ($3) THEN $7::text ELSE ordering END,
+        on_exhausted = CASE WHEN 'on_exhausted' = ANY ($3) THEN $8::text ELSE on_exhausted END,
+        payload = CASE WHEN 'payload' = ANY ($3) THEN $9::text ELSE payload END,
+        format = CASE WHEN 'format' = ANY ($3) THEN $10::text ELSE format END,
+        timeout = CASE WHEN 'timeout' = ANY ($3) THEN $11::real ELSE timeout END,
+        rate_limit = CASE WHEN 'rate_limit' = ANY ($3) THEN $12::integer ELSE rate_limit END,
+        max_in_flight = CASE WHEN 'max_in_flight' = ANY ($3) THEN $13::integer
+                             ELSE max_in_flight END,
+        headers = CASE WHEN 'headers' = ANY ($3) THEN $14::jsonb ELSE headers END,
+        schema_version = CASE WHEN 'schema_version' = ANY ($3) THEN $15::integer
+                              ELSE schema_version END,
+        status = CASE WHEN 'status' = ANY ($3) THEN $16::text ELSE status END,
+        status_reason = CASE WHEN 'status' = ANY ($3) THEN '' ELSE status_reason END,
+        updated_at = CASE WHEN cardinality($3) > 0 THEN now() ELSE updated_at END
+    WHERE tenant_id = $1 AND id = $2
+    RETURNING *
+)
+SELECT ep.*, s.uid AS subscriber FROM ep JOIN subscribers s ON s.id = ep.subscriber_id;
+
+-- name: lock_parked_lanes
+-- Before resuming an endpoint: lock, in the order every writer uses, its lanes that have
+-- something to send but no due time (parked by a claim while the endpoint was stopped).
+-- $1 tenant_id, $2 endpoint id
+SELECT l.id FROM lanes l JOIN endpoints e ON e.id = l.endpoint_id
+WHERE e.tenant_id = $1 AND l.endpoint_id = $2 AND l.ready_at IS NULL
+  AND EXISTS (SELECT 1 FROM deliveries d
+              WHERE d.lane_id = l.id AND d.status IN ('pending', 'retrying'))
+ORDER BY l.endpoint_id, l.key
+FOR UPDATE OF l;
+
 -- name: current_secret
 -- The newest signing secret of an endpoint. $1 tenant_id, $2 endpoint id
 SELECT s.secret FROM endpoint_secrets s JOIN endpoints e ON e.id = s.endpoint_id
 WHERE e.tenant_id = $1 AND e.id = $2
 ORDER BY s.created_at DESC LIMIT 1;
+
+-- name: rotate_secret
+-- Make a new secret current; the current one keeps signing until the grace period ends
+-- (the older ones keep their own end). Of the replaced secrets still signing, only the
+-- newest $5 are kept; expired ones go. The endpoint row lock orders concurrent rotations
+-- (NO KEY UPDATE: it does not wait for ingests, which only hold KEY SHARE on it).
+-- One statement: every part sees the rows as they were before it, so the current secret
+-- is the one with no end yet and counts among the kept ones as the newest.
+-- No row: no such endpoint. $1 tenant_id, $2 endpoint id, $3 new secret,
+-- $4 grace period (s), $5 replaced secrets kept at most
+WITH ep AS (
+    SELECT id FROM endpoints WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE
+), retired AS (
+    UPDATE endpoint_secrets s SET expires_at = now() + make_interval(secs => $4)
+    FROM ep WHERE s.endpoint_id = ep.id AND s.expires_at IS NULL
+), dropped AS (
+    DELETE FROM endpoint_secrets s USING ep
+    WHERE s.endpoint_id = ep.id AND s.expires_at IS NOT NULL
+      AND (s.expires_at <= now() OR s.created_at NOT IN (
+          SELECT o.created_at FROM endpoint_secrets o
+          WHERE o.endpoint_id = ep.id AND o.expires_at > now()
+          ORDER BY o.created_at DESC LIMIT $5 - 1))
+), added AS (
+    INSERT INTO endpoint_secrets (endpoint_id, secret) SELECT id, $3 FROM ep
+    RETURNING secret
+)
+SELECT secret FROM added;
+
+-- name: delivery_of_event
+-- The delivery of an event to one endpoint. $1 tenant_id, $2 event id, $3 endpoint id
+SELECT id FROM deliveries WHERE tenant_id = $1 AND event_id = $2 AND endpoint_id = $3;
+
+-- name: stop_endpoints
+-- First step of deleting endpoints: stop the active ones, so that no ingest fans out to
+-- them and no claim sends for them from now on (a claim parks a stopped endpoint's lanes).
+-- $1 tenant_id, $2 endpoint id or NULL, $3 subscriber id or NULL (all of its endpoints)
+UPDATE endpoints SET status = 'disabled', status_reason = 'being deleted', updated_at = now()
+WHERE tenant_id = $1 AND (id = $2 OR subscriber_id = $3) AND status = 'active';
+
+-- name: lock_lanes_to_delete
+-- Lock every lane of endpoints about to be deleted, in the order every writer uses, and
+-- say until when a worker may still be sending on one of them (NULL: nobody holds one).
+-- A claim that got a lane first has committed its lease by the time the lock is ours; a
+-- claim that comes later skips it. $1 tenant_id, $2 endpoint id or NULL, $3 subscriber id
+-- or NULL
+WITH locked AS (
+    SELECT l.lease_until FROM lanes l JOIN endpoints e ON e.id = l.endpoint_id
+    WHERE e.tenant_id = $1 AND (e.id = $2 OR e.subscriber_id = $3)
+    ORDER BY l.endpoint_id, l.key
+    FOR UPDATE OF l
+)
+SELECT max(lease_until) FROM locked WHERE lease_until > now();
+
+-- name: count_active_endpoints
+-- How many endpoints about to be deleted were made active again since they were stopped.
+-- $1 tenant_id, $2 endpoint id or NULL, $3 subscriber id or NULL
+SELECT count(*) FROM endpoints
+WHERE tenant_id = $1 AND (id = $2 OR subscriber_id = $3) AND status = 'active';
+
+-- name: endpoint_exists
+-- Whether the tenant has this endpoint. $1 tenant_id, $2 endpoint id
+SELECT EXISTS (SELECT 1 FROM endpoints WHERE tenant_id = $1 AND id = $2);
+
+-- name: delete_endpoint
+-- Delete a stopped endpoint with its secrets, lanes, deliveries and attempts (cascades),
+-- after lock_lanes_to_delete. $1 tenant_id, $2 endpoint id
+DELETE FROM endpoints WHERE tenant_id = $1 AND id = $2;

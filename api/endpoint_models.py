@@ -1,0 +1,178 @@
+"""What the endpoint routes take and return.
+
+The field types are shared by :class:`EndpointIn` (register) and :class:`EndpointPatch`
+(change some fields), so both refuse the same things.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field
+from pydantic.config import JsonDict
+
+from api.schemas import ListQuery, Name, Strict, Text, Url
+from hookline.secrets import check_signing_secret
+
+# headers hookline sets itself; an endpoint's custom headers may not replace them
+RESERVED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "host",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "hookline-attempt",
+        "hookline-sequence",
+        "transfer-encoding",
+        "connection",
+    }
+)
+
+
+def _no_reserved(value: dict[str, str]) -> dict[str, str]:
+    clash = sorted(k for k in value if k.lower() in RESERVED_HEADERS)
+    if clash:
+        raise ValueError(f"hookline sets these headers itself: {', '.join(clash)}")
+    return value
+
+
+HeaderName = Annotated[str, Field(max_length=100, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")]
+HeaderValue = Annotated[str, Field(max_length=1000, pattern=r"^[^\r\n]*$")]
+Headers = Annotated[
+    dict[HeaderName, HeaderValue],
+    Field(max_length=20, description="Custom request headers (not hookline's own)."),
+    AfterValidator(_no_reserved),
+]
+EventTypes = Annotated[
+    list[Name], Field(min_length=1, max_length=500, description="Types to receive; null: all.")
+]
+Ordering = Annotated[
+    Literal["strict", "keyed", "none"],
+    Field(
+        description="One at a time in order (`strict`), per ordering key (`keyed`), or in "
+        "parallel (`none`). A change applies to events ingested from then on."
+    ),
+]
+OnExhausted = Annotated[
+    Literal["dead_letter", "pause"],
+    Field(description="When a head exhausts its retries: dead-letter it and go on, or pause."),
+]
+Payload = Annotated[Literal["thin", "full"], Field(description="Thin notification or full data.")]
+Format = Annotated[Literal["standard", "cloudevents"], Field(description="Body format.")]
+Timeout = Annotated[
+    float, Field(gt=0, le=30, description="Seconds per attempt; null: the global default.")
+]
+RateLimit = Annotated[int, Field(gt=0, le=100_000, description="Deliveries per second at most.")]
+MaxInFlight = Annotated[
+    int, Field(ge=1, le=1000, description="Deliveries in flight at once (`keyed`, `none`).")
+]
+SchemaVersion = Annotated[
+    int,
+    Field(ge=1, le=1_000_000, description="Receive only events of this schema version."),
+]
+
+
+class EndpointIn(Strict):
+    subscriber: Name = Field(description="uid of the subscriber that owns the endpoint.")
+    url: Url
+    description: Text = ""
+    event_types: EventTypes | None = None
+    ordering: Ordering = "strict"
+    on_exhausted: OnExhausted = "dead_letter"
+    payload: Payload = "thin"
+    format: Format = "standard"
+    timeout: Timeout | None = None
+    rate_limit: RateLimit | None = None
+    max_in_flight: MaxInFlight = 1
+    headers: Headers = Field(default_factory=dict)
+    schema_version: SchemaVersion | None = None
+
+
+def _no_default(schema: JsonDict) -> None:
+    schema.pop("default", None)
+
+
+def unset(description: str | None = None) -> Any:
+    """The default of a PATCH field that may be left out but not set to null.
+
+    The field keeps its own type, so an explicit null is refused like any wrong value and
+    the OpenAPI document shows no null; left out, it reads None (not validated), which is
+    why handlers read PATCH bodies only through ``model_dump(exclude_unset=True)``.
+    """
+    return Field(default=None, description=description, json_schema_extra=_no_default)
+
+
+class EndpointPatch(Strict):
+    """The fields to change; those left out stay as they are. `null` resets the nullable
+    ones (`event_types`: all types; `timeout`: the global default; `rate_limit`: none;
+    `schema_version`: any). `headers` replaces all custom headers. `status` pauses or
+    resumes; resuming sends what waited, in order."""
+
+    url: Url = unset()
+    description: Text = unset()
+    event_types: EventTypes | None = None
+    ordering: Ordering = unset()
+    on_exhausted: OnExhausted = unset()
+    payload: Payload = unset()
+    format: Format = unset()
+    timeout: Timeout | None = None
+    rate_limit: RateLimit | None = None
+    max_in_flight: MaxInFlight = unset()
+    headers: Headers = unset()
+    schema_version: SchemaVersion | None = None
+    status: Literal["active", "paused"] = unset()
+
+
+class EndpointOut(BaseModel):
+    id: str
+    subscriber: str
+    url: str
+    description: str
+    event_types: list[str] | None
+    ordering: Literal["strict", "keyed", "none"]
+    on_exhausted: Literal["dead_letter", "pause"]
+    payload: Literal["thin", "full"]
+    format: Literal["standard", "cloudevents"]
+    timeout: float | None
+    rate_limit: int | None
+    max_in_flight: int
+    headers: dict[str, str]
+    schema_version: int | None
+    status: Literal["active", "paused", "disabled"]
+    status_reason: str = Field(description="Why hookline paused or disabled it, if it did.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class EndpointsQuery(ListQuery):
+    subscriber: Annotated[str, Field(max_length=200)] | None = None
+
+
+class SecretOut(BaseModel):
+    key: str = Field(description="The current signing secret, `whsec_...`.")
+
+
+class SecretRotateIn(Strict):
+    key: Annotated[str, Field(max_length=100), AfterValidator(check_signing_secret)] | None = Field(
+        default=None,
+        description="The new secret, `whsec_` and base64 of 24 to 64 bytes; "
+        "absent: a new random one.",
+    )
+
+
+class ExampleEventIn(Strict):
+    type: Name = Field(description="Event type of the example, e.g. `order.created`.")
+    data: dict[str, Any] | None = Field(
+        default=None,
+        description="The event's data; absent: the example of the type's schema (the "
+        "version the endpoint pins, or the latest), else `{}`.",
+    )
+
+
+class ExampleEventSent(BaseModel):
+    event_id: str
+    delivery_id: str
