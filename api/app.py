@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from api import deliveries, endpoints, events, subscribers
+from api import deliveries, endpoints, event_types, events, settings, subscribers
 from api.auth import KeyCache
 from api.http import JSON, services
 from api.openapi import operation, spec
@@ -73,6 +73,8 @@ def _api_routes() -> list[BaseRoute]:
         *subscribers.routes,
         *endpoints.routes,
         *deliveries.routes,
+        *event_types.routes,
+        *settings.routes,
     ]
 
 

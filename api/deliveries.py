@@ -31,6 +31,9 @@ _FIELDS = (
 )
 
 
+_CLASSES = {"1xx": 1, "2xx": 2, "3xx": 3, "4xx": 4, "5xx": 5, "none": 0}
+
+
 def delivery_shape(row: Row) -> dict[str, Any]:
     shaped = {field: row[field] for field in _FIELDS}
     if row["status"] not in ("pending", "retrying"):
@@ -65,6 +68,9 @@ async def index(request: Request) -> Response:
         status=query.status,
         cursor=query.cursor,
         limit=query.limit,
+        after=query.after,
+        before=query.before,
+        status_class=None if query.http_status is None else _CLASSES[query.http_status],
     )
     return page(rows, query.limit, delivery_shape)
 

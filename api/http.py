@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -20,6 +22,7 @@ from hookline.settings import Settings
 M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY = 1024 * 1024  # bytes; checked before a body is read
+MAX_DEPTH = 32  # levels of JSON nesting
 
 
 class PayloadTooLarge(HooklineError):
@@ -55,25 +58,98 @@ class JSON(Response):
         return orjson.dumps(content, default=_default)
 
 
-async def read_model(request: Request, model: type[M]) -> M:
-    """Parse the body as ``model``, refusing oversized or non-JSON bodies clearly."""
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The raw body, refused with 413 past ``limit`` before more of it is read; cached."""
+    cached: bytes | None = getattr(request, "_body", None)
+    if cached is not None:
+        return cached
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY:
-        raise PayloadTooLarge(f"the body is over {MAX_BODY} bytes")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"the body is over {limit} bytes; send less at once")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_BODY:
-            raise PayloadTooLarge(f"the body is over {MAX_BODY} bytes")
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the body is over {limit} bytes; send less at once")
+    request._body = bytes(body)
+    return request._body
+
+
+async def read_model(request: Request, model: type[M], limit: int = MAX_BODY) -> M:
+    """Parse the body as ``model``, refusing oversized, non-JSON or too deep bodies clearly."""
+    body = await read_body(request, limit)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}") from None
-    return model.model_validate(data)
+    if _depth(data) > MAX_DEPTH:
+        raise InvalidInput(f"the body nests deeper than {MAX_DEPTH} levels")
+    if b"\\u0000" in body:  # the only way JSON spells NUL; most bodies skip the walk
+        _refuse_nul(data)
+    if _LONG_DIGITS.search(body):  # rare: only then parse exactly to look for huge integers
+        _refuse_huge_integers(json.loads(body))
+    # strict JSON-mode validation is what the OpenAPI document promises: 0 is not false,
+    # "5" is not 5 (lax mode would coerce both); ISO 8601 strings still become datetimes
+    return model.model_validate_json(body, strict=True)
+
+
+_LONG_DIGITS = re.compile(rb"\d{19,}")
+_INT64 = (-(2**63), 2**63 - 1)
+_HUGE = "integers must fit in 64 bits; send larger numbers as strings"
+
+
+def _refuse_huge_integers(value: Any) -> None:
+    """422 for integers past 64 bits: they cannot be stored in jsonb faithfully by our
+    encoder, and most receivers could not read them either."""
+    stack: list[tuple[Any, list[str | int]]] = [(value, ["body"])]
+    while stack:
+        item, loc = stack.pop()
+        if isinstance(item, int) and not isinstance(item, bool):
+            if not _INT64[0] <= item <= _INT64[1]:
+                raise InvalidInput(_HUGE, errors=[{"loc": loc, "msg": _HUGE}])
+        elif isinstance(item, dict):
+            stack.extend((child, [*loc, key]) for key, child in item.items())
+        elif isinstance(item, list):
+            stack.extend((child, [*loc, i]) for i, child in enumerate(item))
+
+
+def _refuse_nul(value: Any) -> None:
+    """422 for U+0000 in any string or key: Postgres stores it in neither text nor jsonb."""
+    stack: list[tuple[Any, list[str | int]]] = [(value, ["body"])]
+    while stack:
+        item, loc = stack.pop()
+        if isinstance(item, str) and "\x00" in item:
+            raise InvalidInput(_NUL, errors=[{"loc": loc, "msg": _NUL}])
+        if isinstance(item, dict):
+            for key, child in item.items():
+                stack.append((key, loc))
+                stack.append((child, [*loc, key]))
+        elif isinstance(item, list):
+            stack.extend((child, [*loc, i]) for i, child in enumerate(item))
+
+
+_NUL = "strings may not contain U+0000 (NUL)"
+
+
+def _depth(value: Any) -> int:
+    """How deep JSON nests, without recursion (a hostile body could be 100k levels)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def read_query(request: Request, model: type[M]) -> M:
     """Parse the query string as ``model``; errors are 422 with ``["query", name]`` paths."""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise InvalidInput(_NUL, errors=[{"loc": ["query", name], "msg": _NUL}])
     try:
         return model.model_validate(dict(request.query_params))
     except ValidationError as exc:

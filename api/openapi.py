@@ -8,6 +8,8 @@ cannot drift from the code.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,11 +21,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from api.idempotency import HEADER
+from api.idempotency import idempotent as keep_responses
 from hookline import __version__
+from hookline.errors import NotFound
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 _PATH_PARAM = re.compile(r"{([a-z_]+)}")
+_REF = "#/components/schemas/{model}"
+
+# Everything a path names (prefixed ids, uids, event type names, version numbers) is spelled
+# with these characters. Anything else names nothing: 404 before any query, where Postgres
+# would refuse a NUL with a driver error.
+PATH_VALUE = r"^[A-Za-z0-9_.:-]{1,200}$"
+_PATH_VALUE = re.compile(PATH_VALUE)
 
 
 class Problem(BaseModel):
@@ -43,6 +55,7 @@ class Operation:
     summary: str
     tag: str
     body: type[BaseModel] | None = None
+    body_required: bool = True  # False: no body at all means the model's defaults
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None  # None: no body
     status: int = 200
@@ -57,8 +70,21 @@ class ApiRoute(Route):
     """A starlette Route that carries its :class:`Operation` for the OpenAPI document."""
 
     def __init__(self, op: Operation, handler: Handler) -> None:
+        if "{" in op.path:
+            handler = _named_objects_only(handler)
         super().__init__(op.path, handler, methods=[op.method])
         self.operation = op
+
+
+def _named_objects_only(handler: Handler) -> Handler:
+    @functools.wraps(handler)
+    async def checked(request: Request) -> Response:
+        for name, value in request.path_params.items():
+            if not _PATH_VALUE.fullmatch(value):
+                raise NotFound(f"no {name} {value[:100]!r} here")
+        return await handler(request)
+
+    return checked
 
 
 def operation(
@@ -76,47 +102,60 @@ def operation(
     errors: Sequence[int] = (400, 401, 404, 422),
     headers: Sequence[str] = (),
     description: str = "",
+    idempotent: bool = False,
+    body_required: bool = True,
 ) -> ApiRoute:
     """An API route described for OpenAPI; ``description`` defaults to the handler's doc."""
+    if idempotent:
+        handler = keep_responses(handler)
+        headers = (*headers, HEADER)
+        errors = (*errors, 409)
     op = Operation(
         method=method,
         path=path,
         summary=summary,
         tag=tag,
         body=body,
+        body_required=body_required,
         query=query,
         response=response,
         status=status,
         auth=auth,
         errors=tuple(errors),
         headers=tuple(headers),
-        description=description or (handler.__doc__ or "").strip(),
+        # cleandoc: a docstring's indented lines would be Markdown code blocks
+        description=description or inspect.cleandoc(handler.__doc__ or ""),
     )
     return ApiRoute(op, handler)
 
 
 def _models(ops: Iterable[Operation]) -> list[type[BaseModel]]:
-    found: dict[str, type[BaseModel]] = {"Problem": Problem}
+    # by the class itself: two modules' models of one name both get a component (pydantic
+    # qualifies the names), where keying by name would drop one and fail on its reference
+    found: dict[type[BaseModel], None] = {Problem: None}
     for op in ops:
         for model in (op.body, op.response):
             if model is not None:
-                found[model.__name__] = model
-    return list(found.values())
+                found[model] = None
+    return list(found)
 
 
 def spec(routes: Iterable[BaseRoute], *, title: str = "hookline API") -> dict[str, Any]:
     ops = [r.operation for r in routes if isinstance(r, ApiRoute)]
     models = _models(ops)
     keyed, components = models_json_schema(
-        [(m, "validation") for m in models if m is not None],
-        ref_template="#/components/schemas/{model}",
+        [(m, "validation") for m in models if m is not None], ref_template=_REF
     )
     # the response side of a model can differ from its input side (defaults), but our
     # output models have no defaults that matter, so one schema per model serves both
     refs = {m: keyed[(m, "validation")] for m in models}
+    defs: dict[str, Any] = dict(components.get("$defs", {}))
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs, defs)
+    schemas = {name: {**_untitled(d), "title": d.get("title", name)} for name, d in defs.items()}
+    # in the order the routes come, the service's own health checks last
+    tags = sorted(dict.fromkeys(op.tag for op in ops), key=lambda tag: tag == "Operations")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -128,9 +167,10 @@ def spec(routes: Iterable[BaseRoute], *, title: str = "hookline API") -> dict[st
                 "9457 problem details; lists are `{data, next_cursor}` pages."
             ),
         },
+        "tags": [{"name": tag} for tag in tags],
         "paths": paths,
         "components": {
-            "schemas": components.get("$defs", {}),
+            "schemas": schemas,
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "API key"}
             },
@@ -138,18 +178,63 @@ def spec(routes: Iterable[BaseRoute], *, title: str = "hookline API") -> dict[st
     }
 
 
-def _operation(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any]:
+def _query_value(prop: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema without pydantic's title and its ``null`` branch: a query
+    string cannot say null; leaving the parameter out is how to say it."""
+    prop = {k: v for k, v in prop.items() if k != "title"}
+    branches = prop.get("anyOf", [])
+    kept = [b for b in branches if b != {"type": "null"}]
+    if len(kept) == 1 and len(branches) == 2:
+        prop = {**{k: v for k, v in prop.items() if k != "anyOf"}, **kept[0]}
+    if "default" in prop and prop["default"] is None:
+        del prop["default"]
+    return prop
+
+
+def _untitled(schema: Any) -> Any:
+    """``schema`` without pydantic's per-field titles (renderers print them beside every
+    field's type, "string (Status)"); property names stay, values that are data stay."""
+    if isinstance(schema, list):
+        return [_untitled(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kept: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key in ("default", "examples", "example", "enum", "const"):
+            kept[key] = value
+        elif key in ("properties", "patternProperties", "$defs") and isinstance(value, dict):
+            kept[key] = {name: _untitled(sub) for name, sub in value.items()}
+        else:
+            kept[key] = _untitled(value)
+    return kept
+
+
+def _operation(
+    op: Operation, refs: dict[type[BaseModel], Any], defs: dict[str, Any]
+) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": PATH_VALUE},
+        }
         for name in _PATH_PARAM.findall(op.path)
     ]
     if op.query is not None:
-        schema = op.query.model_json_schema()
+        schema = op.query.model_json_schema(ref_template=_REF)
+        defs.update(schema.get("$defs", {}))
         required = set(schema.get("required", []))
         for name, prop in schema.get("properties", {}).items():
-            prop = {k: v for k, v in prop.items() if k != "title"}
             parameters.append(
-                {"name": name, "in": "query", "required": name in required, "schema": prop}
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": name in required,
+                    "schema": _query_value(prop),
+                }
             )
     for header in op.headers:
         parameters.append(
@@ -167,6 +252,10 @@ def _operation(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any
     errors = set(op.errors) | ({401} if op.auth else set()) | {413, 500}
     if op.body is None:
         errors.discard(413)
+    if op.body is not None or op.query is not None:
+        errors.add(422)  # read_model and read_query refuse what does not validate
+    if "{" in op.path:
+        errors.add(404)  # a path that names nothing, or another tenant's object
     for code in sorted(errors):
         responses[str(code)] = {"description": "problem details", "content": problem}
     described: dict[str, Any] = {
@@ -182,7 +271,7 @@ def _operation(op: Operation, refs: dict[type[BaseModel], Any]) -> dict[str, Any
         described["description"] = op.description
     if op.body is not None:
         described["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "content": {"application/json": {"schema": refs[op.body]}},
         }
     described["security"] = [{"apiKey": []}] if op.auth else []

@@ -5,11 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Text = Annotated[str, Field(max_length=1000)]
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
+
+
+def _iso_only(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lstrip("-").replace(".", "").isdigit():
+        raise ValueError("an ISO 8601 date-time with a zone, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+#: A date-time with a zone in a query string, ISO 8601 only: a bare number is not read as
+#: Unix seconds. (Bodies are validated strictly as JSON, which already wants a string.)
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
 
 
 class Strict(BaseModel):
@@ -33,47 +44,15 @@ class ListQuery(Strict):
     cursor: Annotated[str, Field(max_length=200)] | None = None
 
 
-class EventIn(Strict):
-    """One event from a producer."""
-
-    id: Name | None = Field(default=None, description="Producer's id, unique per tenant.")
-    type: Name = Field(description="Event type, e.g. `order.created`.")
-    data: dict[str, Any] = Field(description="The event's content: a JSON object.")
-    subject: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
-        default=None, description="The entity the event is about, e.g. `order_12345`."
-    )
-    url: Url | None = Field(default=None, description="The producer's URL for the subject.")
-    ordering_key: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
-        default=None, description="Lane of `keyed` endpoints; defaults to `subject`."
-    )
-    subscriber: Name | None = Field(
-        default=None, description="Only this subscriber's endpoints; absent: all."
-    )
-
-
-class EventAccepted(BaseModel):
-    id: str
-    type: str
-    timestamp: datetime
-    deliveries: int = Field(description="How many endpoints the event was fanned out to.")
-
-
-class EventOut(BaseModel):
-    id: str
-    type: str
-    timestamp: datetime
-    data: dict[str, Any]
-    subject: str | None = None
-    url: str | None = None
-    ordering_key: str | None = None
-    subscriber: str | None = None
-    producer_id: str | None = None
-
-
 class DeliveriesQuery(ListQuery):
     endpoint: Annotated[str, Field(max_length=200)] | None = None
     event: Annotated[str, Field(max_length=200)] | None = None
     status: Literal["pending", "retrying", "succeeded", "failed", "cancelled"] | None = None
+    after: IsoDatetime | None = Field(default=None, description="Created at or after.")
+    before: IsoDatetime | None = Field(default=None, description="Created before.")
+    http_status: Literal["1xx", "2xx", "3xx", "4xx", "5xx", "none"] | None = Field(
+        default=None, description="Class of the last answer; `none`: no answer at all."
+    )
 
 
 class AttemptOut(BaseModel):
@@ -107,8 +86,3 @@ class DeliveryOut(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] | None = None
-
-
-class EventContentQuery(Strict):
-    expires: Annotated[str, Field(max_length=20)]
-    sig: Annotated[str, Field(max_length=100)]

@@ -49,12 +49,16 @@ _RECORD_BATCH = 500
 
 @dataclass(frozen=True)
 class Outcome:
-    """A finished attempt and what it decided, waiting to be recorded."""
+    """A finished attempt and what it decided, waiting to be recorded. ``result`` is None
+    when nothing was sent: the event had expired, so the delivery is cancelled."""
 
     job: asyncpg.Record
     request_headers: dict[str, str]
-    result: AttemptResult
+    result: AttemptResult | None
     decision: Decision
+
+
+_EXPIRED = Decision("cancelled", 0, None, None, "the event expired before it was delivered")
 
 
 class Dispatcher:
@@ -160,6 +164,11 @@ class Dispatcher:
         for job in run:
             if outcomes and time.monotonic() - started > deadline:
                 break  # another attempt could outlast the lease; the rest wait for a claim
+            expires_at = job["expires_at"]
+            if expires_at is not None and expires_at <= datetime.now(UTC):
+                # never sent late: the producer said the event is stale by now
+                outcomes.append(Outcome(job, {}, None, _EXPIRED))
+                continue
             outcome = await self._attempt(job, deadline)
             outcomes.append(outcome)
             if outcome.decision.status != "succeeded":
@@ -201,6 +210,7 @@ class Dispatcher:
                 settings.public_url,
                 settings.secret_key,
                 job["event_id"],
+                job["endpoint_id"],
                 settings.fetch_link_ttl,
                 time.time(),
             )
@@ -249,21 +259,22 @@ class Dispatcher:
         columns: list[list[Any]] = [[] for _ in range(14)]
         for o in batch:
             job, result, decision = o.job, o.result, o.decision
+            attempted = result is not None
             row = (
                 job["delivery_id"],
                 job["lane_id"],
                 job["lease_no"],
                 decision.status,
-                job["attempts"] + 1,
-                decision.retries_used,
+                job["attempts"] + 1 if attempted else job["attempts"],
+                decision.retries_used if attempted else job["retries_used"],
                 decision.next_attempt_at,
-                result.started_at,
-                result.duration_ms,
-                result.status_code,
-                result.error,
+                result.started_at if result else None,
+                result.duration_ms if result else 0.0,
+                result.status_code if result else None,
+                result.error if result else decision.reason,
                 o.request_headers,
-                result.response_headers,
-                result.response_body,
+                result.response_headers if result else {},
+                result.response_body if result else "",
             )
             for column, value in zip(columns, row, strict=True):
                 column.append(value)

@@ -15,7 +15,7 @@ from typing import Literal
 
 JITTER = 0.2  # +-20% on every scheduled delay, so failed bursts do not retry in lockstep
 
-DeliveryStatus = Literal["succeeded", "retrying", "failed"]
+DeliveryStatus = Literal["succeeded", "retrying", "failed", "cancelled"]
 EndpointAction = Literal["disable", "pause"] | None
 
 

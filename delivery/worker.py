@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from delivery.dispatcher import SQL, Dispatcher
 from hookline import doorbell
-from hookline.db import Pool
+from hookline.db import QUERIES, Pool
 from hookline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,21 @@ async def report_backlog(ctx: dict[str, Any]) -> None:
         )
 
 
+async def purge_idempotency_keys(ctx: dict[str, Any]) -> None:
+    """arq cron job: forget Idempotency-Keys past their 24 hours."""
+    pool: Pool = ctx["pool"]
+    await pool.execute(QUERIES["purge_idempotency_keys"])
+
+
 def arq_worker(settings: Settings, pool: Pool) -> Worker:
     """arq's worker, built from our settings (arq silently drops keys it does not know)."""
     assert settings.redis_url is not None
     return Worker(
         functions=[],
-        cron_jobs=[cron(report_backlog, second=0)],
+        cron_jobs=[
+            cron(report_backlog, second=0),
+            cron(purge_idempotency_keys, minute=17, second=30),
+        ],
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         queue_name=f"{settings.namespace}:arq",
         ctx={"pool": pool},

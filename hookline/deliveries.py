@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.errors import Conflict, NotFound
 
@@ -17,9 +19,23 @@ async def list_deliveries(
     status: str | None,
     cursor: str | None,
     limit: int,
+    after: datetime | None = None,
+    before: datetime | None = None,
+    status_class: int | None = None,
 ) -> list[Row]:
+    """``status_class`` filters by the last HTTP status: 2 for 2xx ... 5 for 5xx, 0 for
+    attempts that got no answer (timeouts, refused connections)."""
     records = await pool.fetch(
-        QUERIES["list_deliveries"], tenant_id, endpoint, event, status, cursor, limit
+        QUERIES["list_deliveries"],
+        tenant_id,
+        endpoint,
+        event,
+        status,
+        cursor,
+        limit,
+        after,
+        before,
+        status_class,
     )
     return [dict(r) for r in records]
 

@@ -8,6 +8,8 @@ HooklineError
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class HooklineError(Exception):
     """Base of every error a caller of the kernel is expected to handle."""
@@ -15,7 +17,7 @@ class HooklineError(Exception):
     status = 400
     title = "Bad request"
 
-    def __init__(self, detail: str, *, errors: list[dict[str, object]] | None = None) -> None:
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors

@@ -1,7 +1,8 @@
-"""Events: the outbox. Ingest commits an event and all its deliveries in one statement."""
+"""Events: the outbox. Ingest commits events and all their deliveries in one statement."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,10 @@ import asyncpg
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.errors import Conflict, InvalidInput, NotFound
 
+MAX_BATCH = 1000
+
+Loc = list[str | int]
+
 
 @dataclass(frozen=True)
 class Accepted:
@@ -19,36 +24,149 @@ class Accepted:
     deliveries: int
 
 
-async def ingest_event(pool: Pool, tenant_id: str, event: dict[str, Any]) -> Accepted:
-    """Commit ``event`` and one delivery per endpoint that wants it; durable on return.
+_COLUMNS = (
+    "id",
+    "type",
+    "subject",
+    "url",
+    "ordering_key",
+    "subscriber",
+    "data",
+    "version",
+    "expires_at",
+)
 
-    ``event`` holds the validated fields of ``api.schemas.EventIn``; ``data`` may be JSON
-    text already encoded, so a body parsed once at the edge is not encoded twice.
+
+async def ingest_events(
+    pool: Pool | asyncpg.Connection,
+    tenant_id: str,
+    events: Sequence[dict[str, Any]],
+    *,
+    locs: Sequence[Loc] | None = None,
+    only_endpoint: str | None = None,
+) -> list[Accepted]:
+    """Commit ``events`` and one delivery per endpoint that wants each: all or none.
+
+    Each event is a dict of the fields of ``api.events.EventIn`` (missing keys mean None;
+    ``version`` is the schema version already checked). ``locs[i]`` prefixes the error
+    locations of event ``i`` (``["body"]`` for one event, ``["body", "events", i]`` in a
+    batch). ``only_endpoint`` delivers to that endpoint alone (the endpoint test send).
+    Durable on return.
     """
+    locs = locs if locs is not None else [["body"]] * len(events)
+    columns: list[list[Any]] = [[e.get(c) for e in events] for c in _COLUMNS]
+    _refuse_repeated_ids(columns[0], locs)
     try:
-        record = await pool.fetchrow(
-            QUERIES["ingest_event"],
-            tenant_id,
-            event.get("id"),
-            event["type"],
-            event.get("subject"),
-            event.get("url"),
-            event.get("ordering_key"),
-            event.get("subscriber"),
-            event["data"],
-        )
+        records = await pool.fetch(QUERIES["ingest_events"], tenant_id, *columns, only_endpoint)
+    except asyncpg.ForeignKeyViolationError:
+        raise Conflict(
+            "a subscriber or endpoint these events go to was deleted meanwhile; send again"
+        ) from None
     except asyncpg.UniqueViolationError:
-        raise Conflict(f"an event with id {event.get('id')!r} exists already") from None
-    if record is None:
-        raise InvalidInput(
-            f"no subscriber {event.get('subscriber')!r}",
-            errors=[{"loc": ["body", "subscriber"], "msg": "unknown subscriber"}],
-        )
-    return Accepted(record["id"], record["created_at"], record["deliveries"])
+        taken = {
+            r["producer_id"]
+            for r in await pool.fetch(QUERIES["existing_producer_ids"], tenant_id, columns[0])
+        }
+        raise Conflict(
+            "an event with this id exists already; a producer id is unique per tenant",
+            errors=[
+                {"loc": [*loc, "id"], "msg": f"event id {pid!r} is taken"}
+                for pid, loc in zip(columns[0], locs, strict=True)
+                if pid in taken
+            ],
+        ) from None
+    unknown = [
+        {"loc": [*loc, "subscriber"], "msg": f"no subscriber {e.get('subscriber')!r}"}
+        for r, e, loc in zip(records, events, locs, strict=True)
+        if not r["subscriber_ok"]
+    ]
+    if unknown:
+        raise InvalidInput("an event names a subscriber that does not exist", errors=unknown)
+    return [Accepted(r["id"], r["created_at"], r["deliveries"]) for r in records]
+
+
+def _refuse_repeated_ids(ids: list[Any], locs: Sequence[Loc]) -> None:
+    seen: set[str] = set()
+    errors = []
+    for pid, loc in zip(ids, locs, strict=True):
+        if pid is not None and pid in seen:
+            errors.append({"loc": [*loc, "id"], "msg": f"event id {pid!r} repeats in the batch"})
+        if pid is not None:
+            seen.add(pid)
+    if errors:
+        raise Conflict("a producer event id appears twice in the batch", errors=errors)
+
+
+async def ingest_event(
+    pool: Pool | asyncpg.Connection,
+    tenant_id: str,
+    event: dict[str, Any],
+    *,
+    only_endpoint: str | None = None,
+) -> Accepted:
+    """One event: :func:`ingest_events` with a batch of one."""
+    accepted = await ingest_events(pool, tenant_id, [event], only_endpoint=only_endpoint)
+    return accepted[0]
 
 
 async def get_event(pool: Pool, tenant_id: str, event_id: str) -> Row:
     found = row(await pool.fetchrow(QUERIES["get_event"], tenant_id, event_id))
     if found is None:
         raise NotFound(f"no event {event_id!r}")
+    return found
+
+
+async def event_detail(pool: Pool, tenant_id: str, event_id: str) -> Row:
+    """One event with its deliveries counted by status and its latest content fetches."""
+    async with pool.acquire() as conn:
+        found = row(await conn.fetchrow(QUERIES["get_event"], tenant_id, event_id))
+        if found is None:
+            raise NotFound(f"no event {event_id!r}")
+        summary = await conn.fetch(QUERIES["event_delivery_summary"], tenant_id, event_id)
+        fetches = await conn.fetch(QUERIES["event_fetches"], tenant_id, event_id)
+    found["delivery_summary"] = {r["status"]: r["n"] for r in summary}
+    found["fetches"] = [dict(f) for f in fetches]
+    return found
+
+
+async def list_events(
+    pool: Pool,
+    tenant_id: str,
+    *,
+    type_: str | None,
+    subscriber: str | None,
+    after: datetime | None,
+    before: datetime | None,
+    cursor: str | None,
+    limit: int,
+) -> list[Row]:
+    records = await pool.fetch(
+        QUERIES["list_events"], tenant_id, type_, subscriber, after, before, cursor, limit
+    )
+    return [dict(r) for r in records]
+
+
+async def cancel_event(pool: Pool, tenant_id: str, event_id: str) -> int:
+    """Cancel an event's unfinished deliveries; they are never sent. Returns how many.
+
+    An attempt already in flight finishes (it cannot be recalled) but its result does not
+    revive the delivery. The lanes are locked first, as every writer of lanes does.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        lanes = [
+            r["id"] for r in await conn.fetch(QUERIES["lock_event_lanes"], tenant_id, event_id)
+        ]
+        done = await conn.fetchrow(QUERIES["cancel_event"], tenant_id, event_id)
+        if done is None:
+            raise NotFound(f"no event {event_id!r}")
+        await conn.execute(QUERIES["reschedule_lanes"], lanes)
+    cancelled: int = done["cancelled"]
+    return cancelled
+
+
+async def event_content(pool: Pool, event_id: str, endpoint_id: str, address: str) -> Row:
+    """The event behind a verified fetch link; the fetch is recorded on the event."""
+    found = row(await pool.fetchrow(QUERIES["get_event_content"], event_id, endpoint_id, address))
+    if found is None:
+        raise NotFound("this link is not valid or has expired")
     return found

@@ -8,6 +8,7 @@ by people, so they get argon2.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import secrets
 
@@ -35,6 +36,23 @@ def api_key_display(key: str) -> str:
 def new_signing_secret() -> str:
     """A Standard Webhooks secret: ``whsec_`` and base64 of 32 random bytes."""
     return _SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def check_signing_secret(secret: str) -> str:
+    """``secret`` when it is a usable chosen secret, else :class:`ValueError` saying why.
+
+    A Standard Webhooks secret is ``whsec_`` and the base64 of 24 to 64 random bytes: fewer
+    makes a weak HMAC key, and the reference libraries expect no more.
+    """
+    if not secret.startswith(_SECRET_PREFIX):
+        raise ValueError(f"a signing secret starts with {_SECRET_PREFIX!r}")
+    try:
+        key = base64.b64decode(secret.removeprefix(_SECRET_PREFIX), validate=True)
+    except binascii.Error:
+        raise ValueError(f"the part after {_SECRET_PREFIX!r} is not base64") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError(f"a signing secret holds 24 to 64 bytes, not {len(key)}")
+    return secret
 
 
 def signing_key(secret: str) -> bytes:

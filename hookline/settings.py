@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     namespace: str = Field(default="hookline", pattern=r"^[A-Za-z0-9_.:-]+$")
     # Lifetime of the signed link in thin payloads, seconds.
     fetch_link_ttl: int = Field(default=7 * 24 * 3600, ge=60)
+    # Events a tenant may ingest per second (single and batch together), counted across
+    # API processes in Redis; past it, 429 with Retry-After. 0: no limit.
+    ingest_rate_limit: int = Field(default=10_000, ge=0)
+    # After a secret rotation, how long the replaced secrets keep signing beside the new one,
+    # seconds: long enough for a subscriber to deploy the new secret (Svix also uses 24h).
+    secret_rotation_grace: int = Field(default=24 * 3600, ge=0, le=30 * 24 * 3600)
+    # Lifetime of a subscriber portal magic link, seconds. Short because whoever holds the
+    # link can start a session as that subscriber; it is single use either way.
+    portal_link_ttl: int = Field(default=15 * 60, ge=60, le=7 * 24 * 3600)
     # Connections in each process's Postgres pool.
     db_pool_size: int = Field(default=10, ge=2)
 

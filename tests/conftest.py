@@ -8,6 +8,8 @@ for the session. Migrations build a template database once; each test gets its o
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import os
 import secrets
@@ -161,11 +163,9 @@ async def receiver() -> AsyncIterator[Receiver]:
     await server.stop()
 
 
-@pytest.fixture
-async def worker(settings: Settings, pool: Pool, redis: Redis) -> AsyncIterator[None]:
-    """A delivery worker running in the test's event loop until the test ends."""
-    import asyncio
-
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings, pool: Pool, redis: Redis) -> AsyncIterator[None]:
+    """A delivery worker in the test's event loop for the life of the block."""
     from delivery.transport import create_transport
     from delivery.worker import run_worker
 
@@ -176,7 +176,16 @@ async def worker(settings: Settings, pool: Pool, redis: Redis) -> AsyncIterator[
         await stop.wait()
 
     task = asyncio.create_task(run_worker(settings, pool, redis, transport, until=until))
-    yield
-    stop.set()
-    await task
-    await transport.aclose()
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+        await transport.aclose()
+
+
+@pytest.fixture
+async def worker(settings: Settings, pool: Pool, redis: Redis) -> AsyncIterator[None]:
+    """A delivery worker running in the test's event loop until the test ends."""
+    async with running_worker(settings, pool, redis):
+        yield

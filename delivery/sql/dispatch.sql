@@ -40,6 +40,7 @@ WITH picked AS (
 )
 SELECT x.lane_id, x.lease_no, d.id AS delivery_id, d.seq, d.attempts, d.retries_used,
        ev.id AS event_id, ev.type, ev.subject, ev.url AS event_url, ev.created_at,
+       ev.expires_at,
        CASE WHEN e.payload = 'full' THEN ev.data END AS data,
        e.id AS endpoint_id, e.url, e.payload, e.format, e.timeout, e.headers, e.ordering,
        e.on_exhausted,
@@ -96,6 +97,7 @@ WITH r AS (
            r.error, r.request_headers, r.response_headers, r.response_body,
            r.next_attempt_at
     FROM r JOIN deliveries d ON d.id = r.delivery_id
+    WHERE r.started_at IS NOT NULL  -- an expired event's delivery was never attempted
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM appended) AS appended;

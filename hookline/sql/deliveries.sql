@@ -1,6 +1,8 @@
 -- name: list_deliveries
 -- A page of deliveries, newest first. $1 tenant_id, $2 endpoint id or NULL,
--- $3 event id or NULL, $4 status or NULL, $5 cursor id or NULL, $6 limit
+-- $3 event id or NULL, $4 status or NULL, $5 cursor id or NULL, $6 limit,
+-- $7 created at or after, or NULL, $8 created before, or NULL, $9 class of the last HTTP
+-- status (1-5, 0: no answer at all) or NULL
 SELECT d.id, d.event_id, d.endpoint_id, d.seq, d.status, d.attempts, d.next_attempt_at,
        d.last_status, d.last_error, d.created_at, d.updated_at, ev.type AS event_type
 FROM deliveries d JOIN events ev ON ev.id = d.event_id
@@ -9,6 +11,11 @@ WHERE d.tenant_id = $1
   AND ($3::text IS NULL OR d.event_id = $3)
   AND ($4::text IS NULL OR d.status = $4)
   AND ($5::text IS NULL OR d.id < $5)
+  AND ($7::timestamptz IS NULL OR d.created_at >= $7)
+  AND ($8::timestamptz IS NULL OR d.created_at < $8)
+  AND ($9::int IS NULL
+       OR ($9 = 0 AND d.attempts > 0 AND d.last_status IS NULL)
+       OR d.last_status / 100 = $9)
 ORDER BY d.id DESC LIMIT $6;
 
 -- name: get_delivery

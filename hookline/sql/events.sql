@@ -1,49 +1,159 @@
--- name: ingest_event
--- Commit one event and one delivery per active endpoint that wants it, in one statement.
--- Each delivery takes the next sequence number of its lane with an upsert whose row lock
--- is held until commit, so within a lane numbers follow commit order. Lanes are locked in
--- (endpoint_id, key) order, the same order every writer uses, to avoid deadlocks.
--- No row comes back when the named subscriber does not exist.
--- $1 tenant_id, $2 producer id or NULL, $3 type, $4 subject, $5 url, $6 ordering_key,
--- $7 subscriber uid or NULL (broadcast), $8 data (JSON object)
-WITH sub AS (
-    SELECT id FROM subscribers WHERE tenant_id = $1 AND uid = $7
+-- name: ingest_events
+-- Commit a batch of events (one or many) and one delivery per endpoint that wants
+-- each, in one statement: all or nothing. Each lane's upsert takes as many sequence numbers
+-- as the batch sends it, under a row lock held until commit, so within a lane numbers
+-- follow commit order (and batch order within the batch). Lanes are locked in
+-- (endpoint_id, key) order, the order every writer uses, to avoid deadlocks.
+-- When any event names a subscriber that does not exist, nothing is written and the rows
+-- come back with subscriber_ok false for the culprits.
+-- $1 tenant_id, $2 producer ids, $3 types, $4 subjects, $5 urls, $6 ordering keys,
+-- $7 subscriber uids (NULL: broadcast), $8 data, $9 schema versions, $10 expiry times,
+-- $11 the only endpoint to deliver to, or NULL for all that want the events
+WITH input AS MATERIALIZED (
+    SELECT hookline_id('evt') AS id, i.*, s.id AS subscriber_id,
+           (i.subscriber IS NULL OR s.id IS NOT NULL) AS subscriber_ok
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                $8::jsonb[], $9::int[], $10::timestamptz[])
+         WITH ORDINALITY AS i(producer_id, type, subject, url, ordering_key, subscriber,
+                              data, schema_version, expires_at, n)
+    LEFT JOIN subscribers s ON s.tenant_id = $1 AND s.uid = i.subscriber
+), valid AS (
+    SELECT bool_and(subscriber_ok) AS ok FROM input
 ), ev AS (
-    INSERT INTO events (tenant_id, producer_id, type, subject, url, ordering_key,
-                        subscriber_id, data)
-    SELECT $1, $2, $3, $4, $5, $6, (SELECT id FROM sub), $8
-    WHERE $7::text IS NULL OR EXISTS (SELECT 1 FROM sub)
+    INSERT INTO events (id, tenant_id, producer_id, type, subject, url, ordering_key,
+                        subscriber_id, data, schema_version, expires_at)
+    SELECT i.id, $1, i.producer_id, i.type, i.subject, i.url, i.ordering_key,
+           i.subscriber_id, i.data, i.schema_version, i.expires_at
+    FROM input i WHERE (SELECT ok FROM valid)
+    ORDER BY i.n
     RETURNING id, created_at
 ), target AS (
-    SELECT e.id AS endpoint_id,
+    SELECT i.id AS event_id, i.n, e.id AS endpoint_id,
            CASE e.ordering WHEN 'strict' THEN ''
-                           WHEN 'keyed' THEN coalesce($6, $4, '')
-                           ELSE ev.id END AS key
-    FROM endpoints e CROSS JOIN ev
-    WHERE e.tenant_id = $1 AND e.status = 'active'
-      AND (e.event_types IS NULL OR $3 = ANY (e.event_types))
-      AND ($7::text IS NULL OR e.subscriber_id = (SELECT id FROM sub))
+                           WHEN 'keyed' THEN coalesce(i.ordering_key, i.subject, '')
+                           ELSE i.id END AS key
+    FROM input i
+    -- a paused endpoint still collects deliveries (they wait for resume); a disabled one
+    -- does not
+    JOIN endpoints e
+      ON e.tenant_id = $1 AND e.status <> 'disabled'
+     AND (e.event_types IS NULL OR i.type = ANY (e.event_types))
+     AND (i.subscriber IS NULL OR e.subscriber_id = i.subscriber_id)
+     AND (e.schema_version IS NULL OR e.schema_version = i.schema_version)
+     AND ($11::text IS NULL OR e.id = $11)
+    WHERE (SELECT ok FROM valid)
+), counted AS (
+    SELECT endpoint_id, key, count(*) AS n FROM target GROUP BY endpoint_id, key
 ), lane AS (
-    INSERT INTO lanes AS l (endpoint_id, key, ready_at)
-    SELECT endpoint_id, key, now() FROM target ORDER BY endpoint_id, key
+    INSERT INTO lanes AS l (endpoint_id, key, next_seq, ready_at)
+    SELECT endpoint_id, key, n, now() FROM counted ORDER BY endpoint_id, key
     ON CONFLICT (endpoint_id, key) DO UPDATE
-        SET next_seq = l.next_seq + 1, ready_at = coalesce(l.ready_at, now())
-    RETURNING id, endpoint_id, next_seq
+        SET next_seq = l.next_seq + excluded.next_seq, ready_at = coalesce(l.ready_at, now())
+    RETURNING id, endpoint_id, key, next_seq
 ), delivery AS (
     INSERT INTO deliveries (tenant_id, event_id, endpoint_id, lane_id, seq)
-    SELECT $1, ev.id, lane.endpoint_id, lane.id, lane.next_seq FROM lane CROSS JOIN ev
-    RETURNING 1
+    SELECT $1, t.event_id, t.endpoint_id, lane.id,
+           lane.next_seq - c.n + row_number() OVER (PARTITION BY lane.id ORDER BY t.n)
+    FROM target t
+    JOIN counted c USING (endpoint_id, key)
+    JOIN lane USING (endpoint_id, key)
+    RETURNING event_id
+), fanned AS (
+    SELECT event_id, count(*) AS deliveries FROM delivery GROUP BY event_id
 )
-SELECT ev.id, ev.created_at, (SELECT count(*) FROM delivery) AS deliveries FROM ev;
+SELECT i.id, ev.created_at, i.subscriber_ok, coalesce(f.deliveries, 0) AS deliveries
+FROM input i
+LEFT JOIN ev ON ev.id = i.id
+LEFT JOIN fanned f ON f.event_id = i.id
+ORDER BY i.n;
+
+-- name: existing_producer_ids
+-- Which of these producer ids the tenant has used already. $1 tenant_id, $2 producer ids
+SELECT producer_id FROM events WHERE tenant_id = $1 AND producer_id = ANY ($2::text[]);
 
 -- name: get_event
 -- One event. $1 tenant_id, $2 event id
 SELECT ev.id, ev.producer_id, ev.type, ev.subject, ev.url, ev.ordering_key, ev.data,
-       ev.created_at, s.uid AS subscriber
+       ev.created_at, ev.schema_version, ev.expires_at, ev.cancelled_at, s.uid AS subscriber
 FROM events ev LEFT JOIN subscribers s ON s.id = ev.subscriber_id
 WHERE ev.tenant_id = $1 AND ev.id = $2;
 
--- name: get_event_by_id
--- One event for a signed fetch link (the signature names the tenant). $1 event id
-SELECT ev.id, ev.tenant_id, ev.type, ev.subject, ev.url, ev.data, ev.created_at
-FROM events ev WHERE ev.id = $1;
+-- name: list_events
+-- A page of events, newest first. $1 tenant_id, $2 type or NULL, $3 subscriber uid or
+-- NULL, $4 created at or after, or NULL, $5 created before, or NULL, $6 cursor or NULL,
+-- $7 limit
+SELECT ev.id, ev.producer_id, ev.type, ev.subject, ev.url, ev.ordering_key, ev.data,
+       ev.created_at, ev.schema_version, ev.expires_at, ev.cancelled_at, s.uid AS subscriber
+FROM events ev LEFT JOIN subscribers s ON s.id = ev.subscriber_id
+WHERE ev.tenant_id = $1
+  AND ($2::text IS NULL OR ev.type = $2)
+  AND ($3::text IS NULL OR s.uid = $3)
+  AND ($4::timestamptz IS NULL OR ev.created_at >= $4)
+  AND ($5::timestamptz IS NULL OR ev.created_at < $5)
+  AND ($6::text IS NULL OR ev.id < $6)
+ORDER BY ev.id DESC LIMIT $7;
+
+-- name: event_delivery_summary
+-- How many deliveries of an event are in each status. $1 tenant_id, $2 event id
+SELECT status, count(*) AS n FROM deliveries
+WHERE tenant_id = $1 AND event_id = $2 GROUP BY status;
+
+-- name: event_fetches
+-- The latest fetches of an event's content link. $1 tenant_id, $2 event id
+SELECT f.fetched_at, f.endpoint_id, f.address
+FROM event_fetches f JOIN events ev ON ev.id = f.event_id
+WHERE ev.tenant_id = $1 AND f.event_id = $2
+ORDER BY f.id DESC LIMIT 50;
+
+-- name: get_event_content
+-- The event behind a signed fetch link, recording the fetch. The signature names the
+-- event; the tenant comes from the event. $1 event id, $2 endpoint id the link was made
+-- for, $3 the fetcher's address
+WITH ev AS (
+    SELECT ev.id, ev.tenant_id, ev.type, ev.subject, ev.url, ev.data, ev.created_at,
+           ev.schema_version
+    FROM events ev WHERE ev.id = $1
+), logged AS (
+    INSERT INTO event_fetches (event_id, endpoint_id, address)
+    SELECT ev.id, (SELECT e.id FROM endpoints e WHERE e.id = $2 AND e.tenant_id = ev.tenant_id), $3
+    FROM ev
+)
+SELECT * FROM ev;
+
+-- name: lock_event_lanes
+-- Lock the lanes of an event's unfinished deliveries, in the order every writer uses.
+-- $1 tenant_id, $2 event id
+SELECT l.id FROM lanes l
+WHERE l.id IN (SELECT d.lane_id FROM deliveries d
+               WHERE d.tenant_id = $1 AND d.event_id = $2
+                 AND d.status IN ('pending', 'retrying'))
+ORDER BY l.endpoint_id, l.key
+FOR UPDATE;
+
+-- name: cancel_event
+-- Mark an event cancelled and cancel its unfinished deliveries (run after
+-- lock_event_lanes). Returns nothing when the event does not exist.
+-- $1 tenant_id, $2 event id
+WITH ev AS (
+    UPDATE events SET cancelled_at = coalesce(cancelled_at, now())
+    WHERE tenant_id = $1 AND id = $2
+    RETURNING id
+), cancelled AS (
+    UPDATE deliveries SET status = 'cancelled', updated_at = now()
+    WHERE event_id IN (SELECT id FROM ev) AND status IN ('pending', 'retrying')
+    RETURNING lane_id
+)
+SELECT ev.id, (SELECT count(*) FROM cancelled) AS cancelled FROM ev;
+
+-- name: reschedule_lanes
+-- Point idle lanes at their (possibly new) head after deliveries were cancelled or
+-- revived; a leased lane is left to its holder, whose release recomputes it.
+-- $1 lane ids (locked by the caller)
+UPDATE lanes l
+SET ready_at = CASE WHEN e.status = 'active' THEN (
+        SELECT d.next_attempt_at FROM deliveries d
+        WHERE d.lane_id = l.id AND d.status IN ('pending', 'retrying')
+        ORDER BY d.seq LIMIT 1) END
+FROM endpoints e
+WHERE l.id = ANY ($1::bigint[]) AND e.id = l.endpoint_id
+  AND (l.lease_until IS NULL OR l.lease_until < now());
