@@ -183,13 +183,19 @@ async def test_a_stopped_endpoint_holds_deliveries_until_made_active(
 
     async with running_worker(settings, pool, redis):
         await wait_for(parked, what="the worker to park the stopped endpoint's lane")
+        # events sent meanwhile wait for a paused endpoint; a disabled one takes none
+        later = [await send_event(api, tenant, subject=f"order_{n}") for n in (3, 4)]
+        if stopped == "paused":
+            events += later
+        await wait_for(parked, what="the lane to be parked again")
         assert receiver.requests == []
         r = await api.patch(path, headers=h, json={"status": "active"})
         assert r.status_code == 200 and r.json()["status"] == "active"
         assert r.json()["status_reason"] == ""
-        await wait_for(lambda: len(receiver.requests) == 3, what="what waited to be sent")
+        await wait_for(lambda: len(receiver.requests) == len(events), what="what waited")
     assert [got.headers["webhook-id"] for got in receiver.requests] == events
-    assert [got.headers["hookline-sequence"] for got in receiver.requests] == ["1", "2", "3"]
+    expected = [str(n) for n in range(1, len(events) + 1)]
+    assert [got.headers["hookline-sequence"] for got in receiver.requests] == expected
 
 
 async def test_a_new_ordering_applies_to_new_events(
