@@ -283,3 +283,54 @@ async def test_integers_past_64_bits_are_refused_not_mangled(
     assert r.json()["errors"][0]["loc"] == ["body", "data", "n", 1]
     fine = b'{"type": "t", "data": {"n": 9223372036854775807, "s": "12345678901234567890"}}'
     assert (await api.post("/v1/events", headers=tenant.headers, content=fine)).status_code == 202
+
+
+async def test_an_endpoint_pinned_to_a_schema_version_gets_only_that_version(
+    api: httpx.AsyncClient, tenant: TenantKey
+) -> None:
+    v1 = {"type": "object", "required": ["amount"]}
+    v2 = {"type": "object", "required": ["total"]}
+    r = await api.post(
+        "/v1/event-types",
+        headers=tenant.headers,
+        json={"name": "order.created", "description": "", "schema": v1},
+    )
+    assert r.status_code == 201, r.text
+    r = await api.post(
+        "/v1/event-types/order.created/schemas", headers=tenant.headers, json={"schema": v2}
+    )
+    assert r.status_code == 201, r.text
+    [on_v1, on_any] = await _endpoints(api, tenant, ["http://127.0.0.1:9/1"]) + [
+        (
+            await api.post(
+                "/v1/endpoints",
+                headers=tenant.headers,
+                json={"subscriber": "c", "url": "http://127.0.0.1:9/any"},
+            )
+        ).json()["id"]
+    ]
+    r = await api.patch(
+        f"/v1/endpoints/{on_v1}", headers=tenant.headers, json={"schema_version": 1}
+    )
+    assert r.status_code == 200, r.text
+
+    async def send(event: dict[str, Any]) -> dict[str, Any]:
+        r = await api.post("/v1/events", headers=tenant.headers, json=event)
+        assert r.status_code == 202, r.text
+        accepted: dict[str, Any] = r.json()
+        return accepted
+
+    latest = await send({"type": "order.created", "data": {"total": 1}})
+    old = await send({"type": "order.created", "version": 1, "data": {"amount": 1}})
+    assert latest["deliveries"] == 1 and old["deliveries"] == 2
+    got = await _deliveries(api, tenant, endpoint=on_v1)
+    assert [d["event_id"] for d in got] == [old["id"]]
+    assert (await api.get(f"/v1/events/{latest['id']}", headers=tenant.headers)).json()[
+        "version"
+    ] == 2
+    wrong = await api.post(
+        "/v1/events", headers=tenant.headers, json={"type": "order.created", "data": {"amount": 1}}
+    )
+    assert wrong.status_code == 422
+    assert wrong.json()["errors"][0]["loc"][:2] == ["body", "data"]
+    assert len(await _deliveries(api, tenant, endpoint=on_any)) == 2
