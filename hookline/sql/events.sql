@@ -27,36 +27,47 @@ WITH input AS MATERIALIZED (
     FROM input i WHERE (SELECT ok FROM valid)
     ORDER BY i.n
     RETURNING id, created_at
-), target AS (
-    SELECT i.id AS event_id, i.n, e.id AS endpoint_id,
-           CASE e.ordering WHEN 'strict' THEN ''
-                           WHEN 'keyed' THEN coalesce(i.ordering_key, i.subject, '')
-                           ELSE i.id END AS key
-    FROM input i
-    -- a paused endpoint still collects deliveries (they wait for resume); a disabled one
-    -- does not
-    JOIN endpoints e
-      ON e.tenant_id = $1 AND e.status <> 'disabled'
-     AND (e.event_types IS NULL OR i.type = ANY (e.event_types))
-     AND (i.subscriber IS NULL OR e.subscriber_id = i.subscriber_id)
-     AND (e.schema_version IS NULL OR e.schema_version = i.schema_version)
-     AND ($11::text IS NULL OR e.id = $11)
+), wanted AS (
+    -- one row per (endpoint, type it wants), type NULL for "every type", so events meet
+    -- endpoints by a hash join on the type rather than a scan of every pair
+    -- (a paused endpoint still collects deliveries: they wait for resume; a disabled
+    -- one does not)
+    SELECT e.id, e.ordering, e.subscriber_id, e.schema_version, w.type
+    FROM endpoints e LEFT JOIN LATERAL unnest(e.event_types) AS w(type) ON true
+    WHERE e.tenant_id = $1 AND e.status <> 'disabled' AND ($11::text IS NULL OR e.id = $11)
+), matched AS (
+    SELECT i.id AS event_id, i.n, i.subject, i.ordering_key, w.id AS endpoint_id, w.ordering
+    FROM input i JOIN wanted w ON w.type = i.type
+    WHERE (i.subscriber IS NULL OR w.subscriber_id = i.subscriber_id)
+      AND (w.schema_version IS NULL OR w.schema_version = i.schema_version)
+    UNION ALL
+    SELECT i.id, i.n, i.subject, i.ordering_key, w.id, w.ordering
+    FROM input i JOIN wanted w ON w.type IS NULL
+    WHERE (i.subscriber IS NULL OR w.subscriber_id = i.subscriber_id)
+      AND (w.schema_version IS NULL OR w.schema_version = i.schema_version)
+), target AS MATERIALIZED (
+    SELECT m.event_id, m.n, m.endpoint_id,
+           CASE m.ordering WHEN 'strict' THEN ''
+                           WHEN 'keyed' THEN coalesce(m.ordering_key, m.subject, '')
+                           ELSE m.event_id END AS key,
+           count(*) OVER lane_window AS lane_n,
+           row_number() OVER (lane_window ORDER BY m.n) AS lane_pos
+    FROM matched m
     WHERE (SELECT ok FROM valid)
-), counted AS (
-    SELECT endpoint_id, key, count(*) AS n FROM target GROUP BY endpoint_id, key
+    WINDOW lane_window AS (PARTITION BY m.endpoint_id,
+                           CASE m.ordering WHEN 'strict' THEN ''
+                                           WHEN 'keyed' THEN coalesce(m.ordering_key, m.subject, '')
+                                           ELSE m.event_id END)
 ), lane AS (
     INSERT INTO lanes AS l (endpoint_id, key, next_seq, ready_at)
-    SELECT endpoint_id, key, n, now() FROM counted ORDER BY endpoint_id, key
+    SELECT DISTINCT endpoint_id, key, lane_n, now() FROM target ORDER BY endpoint_id, key
     ON CONFLICT (endpoint_id, key) DO UPDATE
         SET next_seq = l.next_seq + excluded.next_seq, ready_at = coalesce(l.ready_at, now())
     RETURNING id, endpoint_id, key, next_seq
 ), delivery AS (
     INSERT INTO deliveries (tenant_id, event_id, endpoint_id, lane_id, seq)
-    SELECT $1, t.event_id, t.endpoint_id, lane.id,
-           lane.next_seq - c.n + row_number() OVER (PARTITION BY lane.id ORDER BY t.n)
-    FROM target t
-    JOIN counted c USING (endpoint_id, key)
-    JOIN lane USING (endpoint_id, key)
+    SELECT $1, t.event_id, t.endpoint_id, lane.id, lane.next_seq - t.lane_n + t.lane_pos
+    FROM target t JOIN lane USING (endpoint_id, key)
     RETURNING event_id
 ), fanned AS (
     SELECT event_id, count(*) AS deliveries FROM delivery GROUP BY event_id

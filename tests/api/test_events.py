@@ -334,3 +334,25 @@ async def test_an_endpoint_pinned_to_a_schema_version_gets_only_that_version(
     assert wrong.status_code == 422
     assert wrong.json()["errors"][0]["loc"][:2] == ["body", "data"]
     assert len(await _deliveries(api, tenant, endpoint=on_any)) == 2
+
+
+async def test_a_batch_numbers_each_keyed_lane_on_its_own(
+    api: httpx.AsyncClient, tenant: TenantKey, pool: Pool
+) -> None:
+    [keyed] = await _endpoints(api, tenant, ["http://127.0.0.1:9/k"], ordering="keyed")
+    subjects = ["a", "b", "a", "c", "a", "b"]
+    events = [{"type": "t", "subject": s, "data": {"n": n}} for n, s in enumerate(subjects)]
+    for _ in range(2):  # the second batch continues each lane's numbers
+        r = await api.post("/v1/events/batch", headers=tenant.headers, json={"events": events})
+        assert r.status_code == 202, r.text
+    rows = await pool.fetch(
+        "SELECT l.key, array_agg(d.seq ORDER BY d.seq) AS seqs FROM deliveries d"
+        " JOIN lanes l ON l.id = d.lane_id WHERE d.endpoint_id = $1 GROUP BY l.key"
+        " ORDER BY l.key",
+        keyed,
+    )
+    assert {r["key"]: r["seqs"] for r in rows} == {
+        "a": [1, 2, 3, 4, 5, 6],
+        "b": [1, 2, 3, 4],
+        "c": [1, 2],
+    }
