@@ -99,6 +99,7 @@ def _banner(settings: Settings, demo: dict[str, str], host: str, port: int) -> s
   hookline is running
   -------------------
   dashboard   {base}/
+  api docs    {base}/docs
   login       {demo["email"]} / {demo["password"]}
   api key     {demo["api_key"]}
   subscriber  {demo["subscriber"]}
