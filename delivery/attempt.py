@@ -76,6 +76,13 @@ def redacted(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("[redacted]" if any(s in k for s in _SENSITIVE) else v) for k, v in headers.items()}
 
 
+def _refusal(exc: TargetRefused) -> str:
+    # the policy's messages mostly begin "refused: " already ("could not resolve" does not);
+    # say it once, so a stored error reads "refused: 10.0.0.5 is ...", never "refused: refused:"
+    text = str(exc)
+    return text if text.startswith("refused: ") else f"refused: {text}"
+
+
 async def send(
     transport: httpx.AsyncBaseTransport,
     url: str,
@@ -107,11 +114,11 @@ async def send(
     except TimeoutError:
         error = f"timeout after {deadline:g}s"
     except TargetRefused as exc:
-        error = f"refused: {exc}"
+        error = _refusal(exc)
     except httpx.HTTPError as exc:
         cause = exc.__cause__
         if isinstance(cause, TargetRefused):
-            error = f"refused: {cause}"
+            error = _refusal(cause)
         else:
             error = f"{type(exc).__name__}: {exc}"[:500]
     except Exception as exc:

@@ -82,6 +82,10 @@ class _GuardedTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         try:
+            if url.scheme not in ("http", "https") or url.userinfo:
+                # registration refuses these too; a URL edited in the database must not
+                # turn into a WebSocket handshake or carry Basic credentials
+                raise TargetRefused(f"refused: only http(s) URLs without user info, not {url}")
             if is_ip_address(url.host):
                 await self._check_literal(url)
             return await self._inner.handle_async_request(request)

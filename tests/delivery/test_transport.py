@@ -126,3 +126,15 @@ async def test_closing_leaves_no_unclosed_session(canary: Canary) -> None:
         del client
         gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+@pytest.mark.parametrize(
+    "url", ["ws://127.0.0.1:{port}/", "http://user:pw@127.0.0.1:{port}/", "wss://127.0.0.1:{port}/"]
+)
+async def test_only_plain_http_urls_are_sent_even_to_allowed_addresses(
+    canary: Canary, url: str
+) -> None:
+    async with client_allowing("127.0.0.0/8") as client:
+        with pytest.raises(GuardRefused, match="only http"):
+            await client.post(url.format(port=canary.port), content=b"{}")
+    assert canary.connections == 0
