@@ -135,5 +135,12 @@ async def send(
         status_code=status_code,
         error=error,
         response_headers=response_headers,
-        response_body=bytes(received[:EXCERPT_BYTES]).decode("utf-8", "replace"),
+        response_body=_excerpt(received),
     )
+
+
+def _excerpt(body: bytearray) -> str:
+    """The start of a response body as text Postgres can store. Postgres refuses NUL in
+    text, and one unstorable excerpt (any gzip or binary body has NULs) would fail the
+    recording of every result batched with it, again and again."""
+    return bytes(body[:EXCERPT_BYTES]).decode("utf-8", "replace").replace("\x00", "\ufffd")

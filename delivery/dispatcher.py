@@ -9,8 +9,9 @@ One dispatcher runs per worker process, as three loops sharing an in-memory queu
                    lane falls due, or ``sweep_interval`` passes (the sweep that re-finds work
                    nobody was woken for: a flushed Redis, a dead worker's expired lease)
     lane tasks     send a lane's deliveries one after another in sequence order, each
-                   under one total deadline, stopping at the first failure or once the
-                   first deadline has passed (the lease covers two deadlines)
+                   under one total deadline, stopping at the first failure, once the
+                   first deadline has passed (the lease covers two deadlines), or once
+                   the worker is stopping (the rest are handed back, not started)
     record loop    writes every result that has piled up in one transaction: lock lanes,
                    append attempts, move deliveries, release lanes to their next head
 
@@ -91,7 +92,8 @@ class Dispatcher:
                 await recorder
 
     def stop(self) -> None:
-        """Stop claiming; attempts in flight run to their deadline and are recorded."""
+        """Stop claiming; attempts in flight run to their deadline and are recorded, and
+        deliveries claimed behind them are handed back unsent."""
         self._stopping = True
         self._wake.set()
         self._slot.set()
@@ -162,8 +164,10 @@ class Dispatcher:
         started = time.monotonic()
         outcomes: list[Outcome] = []
         for job in run:
-            if outcomes and time.monotonic() - started > deadline:
-                break  # another attempt could outlast the lease; the rest wait for a claim
+            if outcomes and (self._stopping or time.monotonic() - started > deadline):
+                # another attempt could outlast the lease, or the worker is shutting down:
+                # recording releases the lane, and the rest wait for the next claim
+                break
             expires_at = job["expires_at"]
             if expires_at is not None and expires_at <= datetime.now(UTC):
                 # never sent late: the producer said the event is stale by now
