@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,16 @@ class Outcome:
     result: AttemptResult | None
     decision: Decision
 
+
+# Errors that say the database is unreachable or busy, not that a result is bad.
+_OUTAGE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutdown, restart in progress
+    asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
+)
 
 _EXPIRED = Decision("cancelled", 0, None, None, "the event expired before it was delivered")
 
@@ -245,19 +255,52 @@ class Dispatcher:
             runs = [await self._outcomes.get()]
             while len(runs) < _RECORD_BATCH and not self._outcomes.empty():
                 runs.append(self._outcomes.get_nowait())
-            batch = [outcome for run in runs for outcome in run]
-            while True:
-                try:
-                    await self._record(batch)
-                    break
-                except (OSError, asyncpg.PostgresError) as exc:
-                    # keep the results: leases outlast a short outage, and if this process
-                    # dies first the lanes fall due again and are resent
-                    log.warning("recording %d results failed (%s); retrying", len(batch), exc)
-                    await asyncio.sleep(self._settings.sweep_interval)
+            await self._record_safely([outcome for run in runs for outcome in run])
             for _ in runs:
                 self._outcomes.task_done()
             self.wake()  # released lanes may have their next head due now
+
+    async def _record_safely(self, batch: list[Outcome]) -> None:
+        """Record a batch; through an outage, retry; one result the database refuses must
+        not hold up the others (nor, through them, shutdown)."""
+        while True:
+            try:
+                await self._record(batch)
+                return
+            except _OUTAGE as exc:
+                # keep the results: leases outlast a short outage, and if this process
+                # dies first the lanes fall due again and are resent
+                log.warning("recording %d results failed (%s); retrying", len(batch), exc)
+                await asyncio.sleep(self._settings.sweep_interval)
+            except Exception as exc:
+                if len(batch) > 1:
+                    log.warning("a result in a batch of %d was refused (%s)", len(batch), exc)
+                    for outcome in batch:
+                        await self._record_safely([outcome])
+                    return
+                await self._record_stripped(batch[0], exc)
+                return
+
+    async def _record_stripped(self, outcome: Outcome, exc: Exception) -> None:
+        """Keep the facts of an attempt whose details the database refused: what the
+        receiver sent is dropped, the outcome and its timing stay."""
+        result = outcome.result
+        if result is not None:
+            note = f"the response could not be stored ({type(exc).__name__})"
+            why = f"{result.error}; {note}" if result.error else note
+            result = replace(result, response_headers={}, response_body="", error=why[:500])
+        log.error(
+            "recording delivery %s failed (%s); storing it without the response",
+            outcome.job["delivery_id"],
+            exc,
+        )
+        try:
+            await self._record([replace(outcome, request_headers={}, result=result)])
+        except _OUTAGE:
+            raise
+        except Exception:
+            # nothing more to drop: the lease runs out and another worker tries again
+            log.exception("could not record delivery %s at all", outcome.job["delivery_id"])
 
     async def _record(self, batch: list[Outcome]) -> None:
         columns: list[list[Any]] = [[] for _ in range(14)]
