@@ -183,7 +183,14 @@ class Dispatcher:
                 # never sent late: the producer said the event is stale by now
                 outcomes.append(Outcome(job, {}, None, _EXPIRED))
                 continue
-            outcome = await self._attempt(job, deadline)
+            try:
+                outcome = await self._attempt(job, deadline)
+            except Exception as exc:
+                # a bug of ours must cost this delivery an attempt (and in the end a dead
+                # letter someone sees), not leave its lane leased and retried forever
+                log.exception("preparing delivery %s failed", job["delivery_id"])
+                failed = AttemptResult(datetime.now(UTC), 0.0, error=f"internal error: {exc!r}")
+                outcome = Outcome(job, {}, failed, self._decide(job, failed))
             outcomes.append(outcome)
             if outcome.decision.status != "succeeded":
                 break  # the head failed: nothing after it may overtake it
@@ -200,7 +207,11 @@ class Dispatcher:
             deadline=deadline,
             max_bytes=settings.response_max_bytes,
         )
-        decision = decide(
+        return Outcome(job, redacted(headers), result, self._decide(job, result))
+
+    def _decide(self, job: asyncpg.Record, result: AttemptResult) -> Decision:
+        settings = self._settings
+        return decide(
             status_code=result.status_code,
             retry_after=result.retry_after,
             retries_used=job["retries_used"],
@@ -209,7 +220,6 @@ class Dispatcher:
             retry_after_cap=settings.retry_after_cap,
             now=datetime.now(UTC),
         )
-        return Outcome(job, redacted(headers), result, decision)
 
     def _request(self, job: asyncpg.Record) -> tuple[dict[str, str], bytes]:
         """Headers and the exact body bytes to sign and send for one claimed delivery."""

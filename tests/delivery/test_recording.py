@@ -14,6 +14,7 @@ from delivery.transport import create_transport
 from hookline.db import Pool
 from hookline.settings import Settings
 from tests.conftest import TenantKey
+from tests.receiver import wait_for
 
 
 async def test_a_refused_result_is_stored_without_its_response_and_the_rest_go_on(
@@ -59,3 +60,28 @@ async def test_a_refused_result_is_stored_without_its_response_and_the_rest_go_o
     assert stripped["response_body"] == "" and stripped["status_code"] == 200
     assert "could not be stored" in stripped["error"]
     assert kept["lease_until"] is None and stripped["lease_until"] is None
+
+
+async def test_a_delivery_we_cannot_even_prepare_fails_visibly_instead_of_looping(
+    api: httpx.AsyncClient, tenant: TenantKey, pool: Pool, worker: None
+) -> None:
+    await api.post("/v1/subscribers", headers=tenant.headers, json={"uid": "c"})
+    r = await api.post(
+        "/v1/endpoints",
+        headers=tenant.headers,
+        json={"subscriber": "c", "url": "http://127.0.0.1:9/x"},
+    )
+    # damage the row behind the API's back, as a bad hand edit or a bug would
+    await pool.execute(
+        "UPDATE endpoints SET headers = '\"not an object\"' WHERE id = $1", r.json()["id"]
+    )
+    await api.post("/v1/events", headers=tenant.headers, json={"type": "t", "data": {}})
+
+    async def dead_lettered() -> bool:
+        rows = (await api.get("/v1/deliveries", headers=tenant.headers)).json()["data"]
+        return bool(rows) and rows[0]["status"] == "failed"
+
+    await wait_for(dead_lettered, what="the broken delivery to be dead-lettered")
+    rows = (await api.get("/v1/deliveries", headers=tenant.headers)).json()["data"]
+    assert rows[0]["attempts"] == 3
+    assert rows[0]["last_error"].startswith("internal error: AttributeError")
