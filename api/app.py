@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Any
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -17,6 +20,7 @@ from api.http import JSON, services
 from api.openapi import operation, spec
 from api.problems import HANDLERS
 from api.schemas import Health
+from hookline.db import QUERIES
 
 
 async def healthz(request: Request) -> Response:
@@ -78,6 +82,25 @@ def _api_routes() -> list[BaseRoute]:
     ]
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process, plus gauges read from Postgres now.
+
+    Open unless ``HOOKLINE_METRICS_TOKEN`` is set; then it wants that token as a Bearer.
+    """
+    svc = services(request)
+    token = svc.settings.metrics_token
+    if token and not hmac.compare_digest(
+        request.headers.get("authorization", "").encode(), f"Bearer {token}".encode()
+    ):
+        raise HTTPException(401, "send the metrics token as `Authorization: Bearer <token>`")
+    gauges = await svc.pool.fetchrow(QUERIES["metrics_gauges"])
+    assert gauges is not None
+    svc.metrics.due_lanes.set(gauges["due_lanes"])
+    svc.metrics.due_oldest.set(gauges["due_oldest"])
+    svc.metrics.dead_letters.set(gauges["dead_letters"])
+    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
 async def openapi_json(request: Request) -> Response:
     """The OpenAPI 3.1 document of this API, built from the routes at start."""
     document: bytes = request.app.state.openapi
@@ -85,7 +108,11 @@ async def openapi_json(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    return [*_api_routes(), Route("/openapi.json", openapi_json, methods=["GET"])]
+    return [
+        *_api_routes(),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
 
 
 def exception_handlers() -> dict[Any, Any]:

@@ -158,6 +158,7 @@ async def create_event(request: Request) -> Response:
     checked = await _checked(request, owner.id, [event], [["body"]])
     accepted = await kernel.ingest_event(svc.pool, owner.id, checked[0])
     svc.doorbell.ring()
+    svc.metrics.ingested.labels("single").inc()
     return JSON(_accepted(accepted, event.type), status_code=202)
 
 
@@ -174,6 +175,7 @@ async def create_batch(request: Request) -> Response:
     checked = await _checked(request, owner.id, batch.events, locs)
     accepted = await kernel.ingest_events(svc.pool, owner.id, checked, locs=locs)
     svc.doorbell.ring()
+    svc.metrics.ingested.labels("batch").inc(len(accepted))
     return JSON(
         {"data": [_accepted(a, e.type) for a, e in zip(accepted, batch.events, strict=True)]},
         status_code=202,

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from hookline.db import Pool, Row
 from hookline.doorbell import Doorbell
 from hookline.errors import HooklineError, InvalidInput
+from hookline.metrics import Metrics
 from hookline.settings import Settings
 
 M = TypeVar("M", bound=BaseModel)
@@ -38,6 +39,7 @@ class Services:
     pool: Pool
     redis: Redis
     doorbell: Doorbell
+    metrics: Metrics
 
 
 def services(request: Request) -> Services:

@@ -40,6 +40,7 @@ from delivery.retries import Decision, decide
 from delivery.signing import sign
 from hookline.db import Pool, Queries
 from hookline.links import event_link
+from hookline.metrics import Metrics, status_class
 from hookline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,18 @@ _EXPIRED = Decision("cancelled", 0, None, None, "the event expired before it was
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, pool: Pool, transport: httpx.AsyncBaseTransport) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: Pool,
+        transport: httpx.AsyncBaseTransport,
+        metrics: Metrics,
+    ) -> None:
         settings.require("secret_key")
         self._settings = settings
         self._pool = pool
         self._transport = transport
+        self._metrics = metrics
         self._outcomes: asyncio.Queue[list[Outcome]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._slot = asyncio.Event()
@@ -265,10 +273,21 @@ class Dispatcher:
             runs = [await self._outcomes.get()]
             while len(runs) < _RECORD_BATCH and not self._outcomes.empty():
                 runs.append(self._outcomes.get_nowait())
-            await self._record_safely([outcome for run in runs for outcome in run])
+            batch = [outcome for run in runs for outcome in run]
+            await self._record_safely(batch)
+            self._count(batch)
             for _ in runs:
                 self._outcomes.task_done()
             self.wake()  # released lanes may have their next head due now
+
+    def _count(self, batch: list[Outcome]) -> None:
+        for outcome in batch:
+            result = outcome.result
+            if result is None:
+                continue  # expired before it was sent: no attempt to count
+            cls = status_class(result.status_code)
+            self._metrics.deliveries.labels(outcome.decision.status, cls).inc()
+            self._metrics.attempt_seconds.observe(result.duration_ms / 1000)
 
     async def _record_safely(self, batch: list[Outcome]) -> None:
         """Record a batch; through an outage, retry; one result the database refuses must

@@ -18,12 +18,14 @@ import httpx
 from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import Worker
+from prometheus_client import start_http_server
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from delivery.dispatcher import SQL, Dispatcher
 from hookline import doorbell
 from hookline.db import QUERIES, Pool
+from hookline.metrics import Metrics
 from hookline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -88,11 +90,17 @@ async def run_worker(
     pool: Pool,
     redis: Redis,
     transport: httpx.AsyncBaseTransport,
+    metrics: Metrics,
     *,
     until: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Deliver until SIGTERM/SIGINT (or ``until`` returns), then finish in-flight attempts."""
-    dispatcher = Dispatcher(settings, pool, transport)
+    dispatcher = Dispatcher(settings, pool, transport, metrics)
+    if settings.worker_metrics_port:
+        # a thread serving the registry: Prometheus scrapes each worker on its own
+        start_http_server(
+            settings.worker_metrics_port, settings.worker_metrics_host, metrics.registry
+        )
     helpers = [
         asyncio.create_task(_ring_listener(redis, settings.namespace, dispatcher.wake)),
         asyncio.create_task(_keep_arq_running(settings, pool, settings.sweep_interval)),

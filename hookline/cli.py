@@ -25,13 +25,16 @@ from starlette.applications import Starlette
 from hookline import __version__
 from hookline.db import Pool, open_pool
 from hookline.errors import HooklineError
+from hookline.metrics import Metrics
 from hookline.migrations import migrate
 from hookline.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("hookline")
 
 
-def build_app(settings: Settings, pool: Pool, redis: Redis) -> Starlette:
+def build_app(
+    settings: Settings, pool: Pool, redis: Redis, metrics: Metrics | None = None
+) -> Starlette:
     """The HTTP app: API and dashboard over one set of services."""
     from api import app as api_app
     from api.http import Services
@@ -42,7 +45,9 @@ def build_app(settings: Settings, pool: Pool, redis: Redis) -> Starlette:
         routes=[*api_app.routes(), *dashboard_app.routes()],
         exception_handlers=api_app.exception_handlers(),
     )
-    app.state.services = Services(settings, pool, redis, Doorbell(redis, settings.namespace))
+    app.state.services = Services(
+        settings, pool, redis, Doorbell(redis, settings.namespace), metrics or Metrics()
+    )
     api_app.init_state(app.state)
     return app
 
@@ -71,9 +76,11 @@ async def _migrate(settings: Settings) -> list[str]:
         return await migrate(conn)  # type: ignore[arg-type]  # a pool proxy is a Connection
 
 
-async def _serve(settings: Settings, pool: Pool, redis: Redis, host: str, port: int) -> None:
+async def _serve(
+    settings: Settings, pool: Pool, redis: Redis, host: str, port: int, metrics: Metrics
+) -> None:
     config = uvicorn.Config(
-        build_app(settings, pool, redis),
+        build_app(settings, pool, redis, metrics),
         host=host,
         port=port,
         log_level="info",
@@ -85,14 +92,18 @@ async def _serve(settings: Settings, pool: Pool, redis: Redis, host: str, port: 
 
 
 async def _work(
-    settings: Settings, pool: Pool, redis: Redis, until: Callable[[], Awaitable[None]] | None = None
+    settings: Settings,
+    pool: Pool,
+    redis: Redis,
+    metrics: Metrics,
+    until: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     from delivery.transport import create_transport
     from delivery.worker import run_worker
 
     transport = create_transport(settings)
     try:
-        await run_worker(settings, pool, redis, transport, until=until)
+        await run_worker(settings, pool, redis, transport, metrics, until=until)
     finally:
         await transport.aclose()
 
@@ -113,7 +124,7 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     settings.require("database_url", "redis_url", "secret_key")
     async with _services(settings) as (pool, redis):
-        await _serve(settings, pool, redis, args.host, args.port)
+        await _serve(settings, pool, redis, args.host, args.port, Metrics())
     return 0
 
 
@@ -121,7 +132,7 @@ async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     settings.require("database_url", "redis_url", "secret_key")
     async with _services(settings) as (pool, redis):
         log.info("worker started (concurrency %d)", settings.worker_concurrency)
-        await _work(settings, pool, redis)
+        await _work(settings, pool, redis, Metrics())
     return 0
 
 

@@ -21,11 +21,12 @@ from typing import Any
 from redis.asyncio import Redis
 
 from hookline.db import Pool, open_pool
+from hookline.metrics import Metrics
 from hookline.settings import Settings
 
 log = logging.getLogger("hookline.dev")
 
-Serve = Callable[[Settings, Pool, Redis, str, int], Coroutine[Any, Any, None]]
+Serve = Callable[[Settings, Pool, Redis, str, int, Metrics], Coroutine[Any, Any, None]]
 Work = Callable[..., Awaitable[None]]
 Migrate = Callable[[Settings], Awaitable[list[str]]]
 
@@ -139,9 +140,13 @@ async def run_dev(
             async with open_pool(settings) as pool:
                 demo = await _demo(pool, data_dir)
                 print(_banner(settings, demo, args.host, args.port), flush=True)
-                server = asyncio.create_task(serve(settings, pool, redis, args.host, args.port))
+                # one process, one registry: /metrics shows ingest and delivery together
+                metrics = Metrics()
+                server = asyncio.create_task(
+                    serve(settings, pool, redis, args.host, args.port, metrics)
+                )
                 # the worker stops when the server does (uvicorn owns Ctrl+C in dev)
-                await work(settings, pool, redis, until=lambda: _finished(server))
+                await work(settings, pool, redis, metrics, until=lambda: _finished(server))
         finally:
             await redis.aclose()
     return 0

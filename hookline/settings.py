@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     # Lifetime of a subscriber portal magic link, seconds. Short because whoever holds the
     # link can start a session as that subscriber; it is single use either way.
     portal_link_ttl: int = Field(default=15 * 60, ge=60, le=7 * 24 * 3600)
+    # When set, GET /metrics wants it as `Authorization: Bearer <token>`.
+    metrics_token: str | None = None
+    # Where `hookline worker` serves its own /metrics (0: not at all). The API's /metrics
+    # has the ingest side and the database gauges.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
     # Connections in each process's Postgres pool.
     db_pool_size: int = Field(default=10, ge=2)
 

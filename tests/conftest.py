@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 
 from hookline.cli import build_app
 from hookline.db import Pool, open_pool
+from hookline.metrics import Metrics
 from hookline.migrations import migrate
 from hookline.settings import Settings, load_settings
 from hookline.tenants import create_tenant
@@ -164,7 +165,9 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings, pool: Pool, redis: Redis) -> AsyncIterator[None]:
+async def running_worker(
+    settings: Settings, pool: Pool, redis: Redis, metrics: Metrics | None = None
+) -> AsyncIterator[None]:
     """A delivery worker in the test's event loop for the life of the block."""
     from delivery.transport import create_transport
     from delivery.worker import run_worker
@@ -175,7 +178,9 @@ async def running_worker(settings: Settings, pool: Pool, redis: Redis) -> AsyncI
     async def until() -> None:
         await stop.wait()
 
-    task = asyncio.create_task(run_worker(settings, pool, redis, transport, until=until))
+    task = asyncio.create_task(
+        run_worker(settings, pool, redis, transport, metrics or Metrics(), until=until)
+    )
     try:
         yield
     finally:

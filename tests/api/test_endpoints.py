@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from delivery.transport import create_transport
 from delivery.worker import run_worker
 from hookline.db import Pool
+from hookline.metrics import Metrics
 from hookline.settings import Settings
 from hookline.tenants import create_tenant
 from tests.conftest import TenantKey
@@ -66,7 +67,7 @@ async def running_worker(settings: Settings, pool: Pool, redis: Redis) -> AsyncI
     async def until() -> None:
         await stop.wait()
 
-    task = asyncio.create_task(run_worker(settings, pool, redis, transport, until=until))
+    task = asyncio.create_task(run_worker(settings, pool, redis, transport, Metrics(), until=until))
     try:
         yield
     finally:

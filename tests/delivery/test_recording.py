@@ -12,6 +12,7 @@ from delivery.dispatcher import SQL, Dispatcher, Outcome
 from delivery.retries import Decision
 from delivery.transport import create_transport
 from hookline.db import Pool
+from hookline.metrics import Metrics
 from hookline.settings import Settings
 from tests.conftest import TenantKey
 from tests.receiver import wait_for
@@ -43,7 +44,7 @@ async def test_a_refused_result_is_stored_without_its_response_and_the_rest_go_o
     poison = Outcome(jobs[1], {}, AttemptResult(now, 1.0, 200, None, {}, "bad\x00body"), done)
     transport = create_transport(settings)
     try:
-        dispatcher = Dispatcher(settings, pool, transport)
+        dispatcher = Dispatcher(settings, pool, transport, Metrics())
         async with asyncio.timeout(10):  # before, this retried the same batch forever
             await dispatcher._record_safely([good, poison])
     finally:
