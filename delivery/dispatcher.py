@@ -32,14 +32,11 @@ from typing import Any
 
 import asyncpg
 import httpx
-import orjson
 
-from delivery import payloads
-from delivery.attempt import AttemptResult, redacted, request_headers, send
+from delivery.attempt import AttemptResult, redacted, send
+from delivery.request import build_request
 from delivery.retries import Decision, decide
-from delivery.signing import sign
 from hookline.db import Pool, Queries
-from hookline.links import event_link
 from hookline.metrics import Metrics, status_class
 from hookline.settings import Settings
 
@@ -206,7 +203,7 @@ class Dispatcher:
 
     async def _attempt(self, job: asyncpg.Record, deadline: float) -> Outcome:
         settings = self._settings
-        headers, body = self._request(job)
+        headers, body = build_request(self._settings, job)
         result = await send(
             self._transport,
             job["url"],
@@ -228,43 +225,6 @@ class Dispatcher:
             retry_after_cap=settings.retry_after_cap,
             now=datetime.now(UTC),
         )
-
-    def _request(self, job: asyncpg.Record) -> tuple[dict[str, str], bytes]:
-        """Headers and the exact body bytes to sign and send for one claimed delivery."""
-        settings = self._settings
-        if job["payload"] == "full":
-            body = payloads.full_body(
-                job["event_id"], job["type"], job["created_at"], job["subject"], job["data"]
-            )
-        else:
-            assert settings.secret_key is not None
-            link = event_link(
-                settings.public_url,
-                settings.secret_key,
-                job["event_id"],
-                job["endpoint_id"],
-                settings.fetch_link_ttl,
-                time.time(),
-            )
-            body = payloads.thin_body(
-                job["event_id"],
-                job["type"],
-                job["created_at"],
-                job["subject"],
-                job["event_url"],
-                link,
-            )
-        timestamp = int(time.time())
-        headers = request_headers(
-            custom=orjson.loads(job["headers"]),
-            content_type="application/json",
-            msg_id=job["event_id"],
-            timestamp=timestamp,
-            signature=sign(job["secrets"], job["event_id"], timestamp, body),
-            attempt=job["attempts"] + 1,
-            sequence=job["seq"] if job["ordering"] != "none" else None,
-        )
-        return headers, body
 
     # -- recording --------------------------------------------------------------------
 

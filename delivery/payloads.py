@@ -40,3 +40,46 @@ def full_body(
         body["subject"] = subject
     body["data"] = orjson.Fragment(data_json)
     return orjson.dumps(body)
+
+
+def thin_data(url: str | None, event_link: str) -> dict[str, Any]:
+    """What a thin CloudEvent carries as ``data``: where to fetch the full event."""
+    data: dict[str, Any] = {"links": {"event": event_link}}
+    if url is not None:
+        data["url"] = url
+    return data
+
+
+def cloudevent_body(
+    *,
+    event_id: str,
+    type_: str,
+    created_at: datetime,
+    subject: str | None,
+    source: str,
+    data: Any,
+    sequence: int | None,
+    partition_key: str | None,
+) -> bytes:
+    """A CloudEvents 1.0 structured-mode event (``application/cloudevents+json``).
+
+    ``data`` is the event's data (full payload, spliced as stored) or :func:`thin_data`.
+    ``sequence`` and ``partitionkey`` are the CloudEvents extensions of those names; the
+    sequence is a string, as that extension defines it.
+    """
+    body: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": type_,
+        "time": iso_time(created_at),
+        "datacontenttype": "application/json",
+    }
+    if subject is not None:
+        body["subject"] = subject
+    if sequence is not None:
+        body["sequence"] = str(sequence)
+    if partition_key is not None:
+        body["partitionkey"] = partition_key
+    body["data"] = data
+    return orjson.dumps(body)

@@ -39,6 +39,7 @@ WITH picked AS (
     RETURNING l.id AS lane_id, l.lease_no, e.status AS endpoint_status
 )
 SELECT x.lane_id, x.lease_no, d.id AS delivery_id, d.seq, d.attempts, d.retries_used,
+       d.tenant_id, ev.ordering_key,
        ev.id AS event_id, ev.type, ev.subject, ev.url AS event_url, ev.created_at,
        ev.expires_at,
        CASE WHEN e.payload = 'full' THEN ev.data END AS data,
