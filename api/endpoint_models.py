@@ -74,6 +74,15 @@ SchemaVersion = Annotated[
     int,
     Field(ge=1, le=1_000_000, description="Receive only events of this schema version."),
 ]
+RetrySchedule = Annotated[
+    list[Annotated[float, Field(ge=0, le=7 * 86400)]],
+    Field(
+        min_length=1,
+        max_length=50,
+        description="Seconds between attempts (+-20% jitter), one retry each; null: the "
+        "installation's HOOKLINE_RETRY_SCHEDULE.",
+    ),
+]
 
 
 class EndpointIn(Strict):
@@ -90,6 +99,7 @@ class EndpointIn(Strict):
     max_in_flight: MaxInFlight = 1
     headers: Headers = Field(default_factory=dict)
     schema_version: SchemaVersion | None = None
+    retry_schedule: RetrySchedule | None = None
 
 
 def _no_default(schema: JsonDict) -> None:
@@ -109,8 +119,8 @@ def unset(description: str | None = None) -> Any:
 class EndpointPatch(Strict):
     """The fields to change; those left out stay as they are. `null` resets the nullable
     ones (`event_types`: all types; `timeout`: the global default; `rate_limit`: none;
-    `schema_version`: any). `headers` replaces all custom headers. `status` pauses or
-    resumes; resuming sends what waited, in order."""
+    `schema_version`: any; `retry_schedule`: the installation's). `headers` replaces all
+    custom headers. `status` pauses or resumes; resuming sends what waited, in order."""
 
     url: Url = unset()
     description: Text = unset()
@@ -124,6 +134,7 @@ class EndpointPatch(Strict):
     max_in_flight: MaxInFlight = unset()
     headers: Headers = unset()
     schema_version: SchemaVersion | None = None
+    retry_schedule: RetrySchedule | None = None
     status: Literal["active", "paused"] = unset()
 
 
@@ -142,6 +153,7 @@ class EndpointOut(BaseModel):
     max_in_flight: int
     headers: dict[str, str]
     schema_version: int | None
+    retry_schedule: list[float] | None
     status: Literal["active", "paused", "disabled"]
     status_reason: str = Field(description="Why hookline paused or disabled it, if it did.")
     created_at: datetime

@@ -42,6 +42,7 @@ _FIELDS = (
     "rate_limit",
     "max_in_flight",
     "schema_version",
+    "retry_schedule",
     "status",
     "status_reason",
     "created_at",

@@ -220,7 +220,8 @@ class Dispatcher:
             status_code=result.status_code,
             retry_after=result.retry_after,
             retries_used=job["retries_used"],
-            schedule=settings.retry_schedule,
+            # the endpoint's own schedule, else the installation's
+            schedule=job["retry_schedule"] or settings.retry_schedule,
             on_exhausted=job["on_exhausted"],
             retry_after_cap=settings.retry_after_cap,
             now=datetime.now(UTC),

@@ -37,6 +37,7 @@ PATCHABLE = (
     "headers",
     "schema_version",
     "status",
+    "retry_schedule",
 )
 
 #: Replaced signing secrets kept at most after a rotation (PRODUCT: at most 10 old keys).
@@ -90,6 +91,7 @@ async def create_endpoint(
                 fields["headers"],
                 fields.get("schema_version"),
                 secrets.new_signing_secret(),
+                fields.get("retry_schedule"),
             )
         )
     except asyncpg.ForeignKeyViolationError:  # the subscriber was deleted meanwhile

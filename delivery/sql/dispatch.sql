@@ -44,6 +44,7 @@ SELECT x.lane_id, x.lease_no, d.id AS delivery_id, d.seq, d.attempts, d.retries_
        ev.expires_at,
        CASE WHEN e.payload = 'full' THEN ev.data END AS data,
        e.id AS endpoint_id, e.url, e.payload, e.format, e.timeout, e.headers, e.ordering,
+       e.retry_schedule,
        e.on_exhausted,
        ARRAY(SELECT s.secret FROM endpoint_secrets s
              WHERE s.endpoint_id = e.id AND (s.expires_at IS NULL OR s.expires_at > now())

@@ -3,14 +3,14 @@
 -- $1 tenant_id, $2 subscriber uid, $3 url, $4 description, $5 event_types or NULL,
 -- $6 ordering, $7 on_exhausted, $8 payload, $9 format, $10 timeout or NULL,
 -- $11 rate_limit or NULL, $12 max_in_flight, $13 headers, $14 schema_version or NULL,
--- $15 secret
+-- $15 secret, $16 retry_schedule or NULL
 WITH sub AS (
     SELECT id FROM subscribers WHERE tenant_id = $1 AND uid = $2
 ), ep AS (
     INSERT INTO endpoints (tenant_id, subscriber_id, url, description, event_types, ordering,
                            on_exhausted, payload, format, timeout, rate_limit, max_in_flight,
-                           headers, schema_version)
-    SELECT $1, sub.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM sub
+                           headers, schema_version, retry_schedule)
+    SELECT $1, sub.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16 FROM sub
     RETURNING *
 ), secret AS (
     INSERT INTO endpoint_secrets (endpoint_id, secret) SELECT id, $15 FROM ep
@@ -36,7 +36,8 @@ ORDER BY e.id DESC LIMIT $4;
 -- API clears the reason the system gave for the last one. No row: no such endpoint.
 -- $1 tenant_id, $2 endpoint id, $3 names of the fields to change, $4 url, $5 description,
 -- $6 event_types, $7 ordering, $8 on_exhausted, $9 payload, $10 format, $11 timeout,
--- $12 rate_limit, $13 max_in_flight, $14 headers, $15 schema_version, $16 status
+-- $12 rate_limit, $13 max_in_flight, $14 headers, $15 schema_version, $16 status,
+-- $17 retry_schedule
 WITH ep AS (
     UPDATE endpoints SET
         url = CASE WHEN 'url' = ANY ($3) THEN $4::text ELSE url END,
@@ -54,6 +55,8 @@ WITH ep AS (
         schema_version = CASE WHEN 'schema_version' = ANY ($3) THEN $15::integer
                               ELSE schema_version END,
         status = CASE WHEN 'status' = ANY ($3) THEN $16::text ELSE status END,
+        retry_schedule = CASE WHEN 'retry_schedule' = ANY ($3) THEN $17::float8[]
+                              ELSE retry_schedule END,
         status_reason = CASE WHEN 'status' = ANY ($3) THEN '' ELSE status_reason END,
         updated_at = CASE WHEN cardinality($3) > 0 THEN now() ELSE updated_at END
     WHERE tenant_id = $1 AND id = $2

@@ -156,3 +156,24 @@ async def test_a_receiver_speaking_garbage_fails_the_attempt_not_the_worker(
     attempts = (await _delivery(api, tenant))["attempt_history"]
     assert len(attempts) == 3
     assert all(a["status_code"] is None and a["error"] for a in attempts)
+
+
+async def test_an_endpoint_can_have_its_own_retry_schedule(
+    api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver
+) -> None:
+    receiver.respond = lambda got: web.Response(status=500)
+    # the installation allows 2 retries (tests' settings); this endpoint wants 4, quickly
+    endpoint_id = await _setup(api, tenant, receiver.url, retry_schedule=[0.05] * 4)
+    ep = (await api.get(f"/v1/endpoints/{endpoint_id}", headers=tenant.headers)).json()
+    assert ep["retry_schedule"] == [0.05] * 4
+    await api.post("/v1/events", headers=tenant.headers, json={"type": "t", "data": {}})
+    await wait_for(lambda: _status_is(api, tenant, "failed"), what="dead letter")
+    assert len(receiver.requests) == 5
+    r = await api.patch(
+        f"/v1/endpoints/{endpoint_id}", headers=tenant.headers, json={"retry_schedule": None}
+    )
+    assert r.status_code == 200 and r.json()["retry_schedule"] is None
+    r = await api.patch(
+        f"/v1/endpoints/{endpoint_id}", headers=tenant.headers, json={"retry_schedule": [-1]}
+    )
+    assert r.status_code == 422
