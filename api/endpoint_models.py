@@ -63,8 +63,9 @@ OnExhausted = Annotated[
 ]
 Payload = Annotated[Literal["thin", "full"], Field(description="Thin notification or full data.")]
 Format = Annotated[Literal["standard", "cloudevents"], Field(description="Body format.")]
+# at least 10 ms: a smaller positive number rounds to 0 in the database's real column
 Timeout = Annotated[
-    float, Field(gt=0, le=30, description="Seconds per attempt; null: the global default.")
+    float, Field(ge=0.01, le=30, description="Seconds per attempt; null: the global default.")
 ]
 RateLimit = Annotated[int, Field(gt=0, le=100_000, description="Deliveries per second at most.")]
 MaxInFlight = Annotated[

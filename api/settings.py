@@ -1,38 +1,49 @@
-"""The tenant's own settings: how hookline treats its events."""
+"""The tenant's own settings: how hookline treats its events and delivers them."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import tenant
+from api.endpoint_models import RetrySchedule, Timeout, unset
 from api.http import JSON, read_model, services
 from api.openapi import operation
 from api.schemas import Strict
 from hookline.db import Row
-from hookline.event_types import tenant_settings, update_tenant_settings
+from hookline.tenants import tenant_settings, update_tenant_settings
 
 _UNKNOWN = (
     "What ingest does with an event whose type is not in the catalog (`/v1/event-types`): "
     "`accept` it unchecked, or `refuse` it with a 422."
 )
+_SCHEDULE = "Retry schedule of every endpoint that has none of its own; null: the installation's."
+_TIMEOUT = "Attempt deadline of every endpoint that has none of its own; null: the default."
 
 
 class SettingsOut(BaseModel):
     unknown_event_types: Literal["accept", "refuse"] = Field(description=_UNKNOWN)
+    retry_schedule: list[float] | None = Field(description=_SCHEDULE)
+    delivery_timeout: float | None = Field(description=_TIMEOUT)
 
 
 class SettingsPatch(Strict):
-    unknown_event_types: Literal["accept", "refuse"] | None = Field(
-        default=None, description=_UNKNOWN + " Absent or null: unchanged."
-    )
+    """The settings to change; those left out stay as they are."""
+
+    unknown_event_types: Literal["accept", "refuse"] = unset(_UNKNOWN)
+    retry_schedule: RetrySchedule | None = Field(default=None, description=_SCHEDULE)
+    delivery_timeout: Timeout | None = Field(default=None, description=_TIMEOUT)
 
 
-def settings_shape(row: Row) -> dict[str, str]:
-    return {"unknown_event_types": row["unknown_event_types"]}
+def settings_shape(row: Row) -> dict[str, Any]:
+    return {
+        "unknown_event_types": row["unknown_event_types"],
+        "retry_schedule": row["retry_schedule"],
+        "delivery_timeout": row["delivery_timeout"],
+    }
 
 
 async def read(request: Request) -> Response:
@@ -41,11 +52,10 @@ async def read(request: Request) -> Response:
 
 
 async def update(request: Request) -> Response:
+    """Change the settings sent; `null` resets `retry_schedule` and `delivery_timeout`."""
     owner = await tenant(request)
-    body = await read_model(request, SettingsPatch)
-    changed = await update_tenant_settings(
-        services(request).pool, owner.id, body.unknown_event_types
-    )
+    changes = (await read_model(request, SettingsPatch)).model_dump(exclude_unset=True)
+    changed = await update_tenant_settings(services(request).pool, owner.id, changes)
     return JSON(settings_shape(changed))
 
 

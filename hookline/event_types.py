@@ -66,7 +66,8 @@ async def _catalog_rows(conn: Conn, tenant_id: str, names: list[str]) -> list[An
     return records
 
 
-def _forget_catalog() -> None:
+def forget_catalog() -> None:
+    """Drop the cached catalog rows (after a change that ingest must see at once)."""
     _catalog.clear()
 
 
@@ -94,7 +95,7 @@ async def create_event_type(
     )
     if created is None:
         raise Conflict(f"event type {name!r} exists already")
-    _forget_catalog()
+    forget_catalog()
     return created
 
 
@@ -127,7 +128,7 @@ async def update_event_type(
     )
     if found is None:
         raise NotFound(f"no event type {name!r}")
-    _forget_catalog()
+    forget_catalog()
     return found
 
 
@@ -146,7 +147,7 @@ async def add_schema_version(
     )
     if added is None:
         raise NotFound(f"no event type {name!r}")
-    _forget_catalog()
+    forget_catalog()
     return added
 
 
@@ -175,26 +176,6 @@ async def example_data(
     For sending a test event of a type."""
     found = await pool.fetchrow(QUERIES["example_for_type"], tenant_id, name, version)
     return None if found is None else (found["version"], found["example"])
-
-
-async def tenant_settings(pool: Pool, tenant_id: str) -> Row:
-    found = row(await pool.fetchrow(QUERIES["get_tenant_settings"], tenant_id))
-    if found is None:
-        raise NotFound(f"no tenant {tenant_id!r}")
-    return found
-
-
-async def update_tenant_settings(
-    pool: Pool, tenant_id: str, unknown_event_types: UnknownTypes | None = None
-) -> Row:
-    """Change the tenant's settings; ``None`` leaves one as it is."""
-    found = row(
-        await pool.fetchrow(QUERIES["update_tenant_settings"], tenant_id, unknown_event_types)
-    )
-    if found is None:
-        raise NotFound(f"no tenant {tenant_id!r}")
-    _forget_catalog()
-    return found
 
 
 async def check_events(

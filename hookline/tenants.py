@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
 from hookline import secrets
-from hookline.db import QUERIES, Pool
-from hookline.errors import Conflict, InvalidInput
+from hookline.db import QUERIES, Pool, Row, row
+from hookline.errors import Conflict, InvalidInput, NotFound
 
 
 @dataclass(frozen=True)
@@ -57,3 +59,31 @@ async def create_user(pool: Pool, tenant_id: str, email: str, password: str) -> 
         raise Conflict(f"a user with email {email} exists already") from None
     assert record is not None
     return str(record["id"])
+
+
+#: Tenant settings PATCH may change; a None value resets a nullable one.
+SETTINGS = ("unknown_event_types", "retry_schedule", "delivery_timeout")
+
+
+async def tenant_settings(pool: Pool, tenant_id: str) -> Row:
+    found = row(await pool.fetchrow(QUERIES["get_tenant_settings"], tenant_id))
+    if found is None:
+        raise NotFound(f"no tenant {tenant_id!r}")
+    return found
+
+
+async def update_tenant_settings(pool: Pool, tenant_id: str, changes: Mapping[str, Any]) -> Row:
+    """Change the settings named in ``changes`` (any of :data:`SETTINGS`), leave the rest."""
+    from hookline.event_types import forget_catalog
+
+    unknown = sorted(set(changes) - set(SETTINGS))
+    if unknown:
+        raise ValueError(f"not tenant settings: {unknown}")
+    values = [changes.get(name) for name in SETTINGS]
+    found = row(
+        await pool.fetchrow(QUERIES["update_tenant_settings"], tenant_id, list(changes), *values)
+    )
+    if found is None:
+        raise NotFound(f"no tenant {tenant_id!r}")
+    forget_catalog()  # the unknown-types policy is read with the catalog
+    return found

@@ -29,13 +29,14 @@ WITH picked AS (
     SET lease_no = l.lease_no + 1,
         lease_until = CASE WHEN e.status = 'active' AND EXISTS (
                                SELECT 1 FROM run WHERE run.lane_id = l.id)
-                           THEN now() + make_interval(secs => 2 * coalesce(e.timeout, $2) + $3)
+                           THEN now() + make_interval(
+                               secs => 2 * coalesce(e.timeout, t.delivery_timeout, $2) + $3)
                       END,
         ready_at = CASE WHEN e.status = 'active' AND EXISTS (
                             SELECT 1 FROM run WHERE run.lane_id = l.id)
                         THEN l.ready_at END
-    FROM picked p, endpoints e
-    WHERE l.id = p.id AND e.id = l.endpoint_id
+    FROM picked p, endpoints e, tenants t
+    WHERE l.id = p.id AND e.id = l.endpoint_id AND t.id = e.tenant_id
     RETURNING l.id AS lane_id, l.lease_no, e.status AS endpoint_status
 )
 SELECT x.lane_id, x.lease_no, d.id AS delivery_id, d.seq, d.attempts, d.retries_used,
@@ -43,8 +44,10 @@ SELECT x.lane_id, x.lease_no, d.id AS delivery_id, d.seq, d.attempts, d.retries_
        ev.id AS event_id, ev.type, ev.subject, ev.url AS event_url, ev.created_at,
        ev.expires_at,
        CASE WHEN e.payload = 'full' THEN ev.data END AS data,
-       e.id AS endpoint_id, e.url, e.payload, e.format, e.timeout, e.headers, e.ordering,
-       e.retry_schedule,
+       e.id AS endpoint_id, e.url, e.payload, e.format, e.headers, e.ordering,
+       -- the endpoint's own policy, else its tenant's (else the worker's settings)
+       coalesce(e.timeout, t.delivery_timeout) AS timeout,
+       coalesce(e.retry_schedule, t.retry_schedule) AS retry_schedule,
        e.on_exhausted,
        ARRAY(SELECT s.secret FROM endpoint_secrets s
              WHERE s.endpoint_id = e.id AND (s.expires_at IS NULL OR s.expires_at > now())
@@ -54,6 +57,7 @@ JOIN run ON run.lane_id = x.lane_id
 JOIN deliveries d ON d.id = run.id
 JOIN events ev ON ev.id = d.event_id
 JOIN endpoints e ON e.id = d.endpoint_id
+JOIN tenants t ON t.id = e.tenant_id
 WHERE x.endpoint_status = 'active'
 ORDER BY x.lane_id, d.seq;
 

@@ -91,12 +91,3 @@ FROM event_types t JOIN event_type_schemas s
   ON s.event_type_id = t.id AND s.version = COALESCE($3, t.latest_version)
 WHERE t.tenant_id = $1 AND t.name = $2;
 
--- name: get_tenant_settings
--- A tenant's own settings. $1 tenant_id
-SELECT unknown_event_types FROM tenants WHERE id = $1;
-
--- name: update_tenant_settings
--- Change a tenant's settings; NULL leaves one as it is. $1 tenant_id, $2 unknown_event_types
-UPDATE tenants SET unknown_event_types = COALESCE($2, unknown_event_types)
-WHERE id = $1
-RETURNING unknown_event_types;

@@ -20,3 +20,20 @@ SELECT id, name, created_at FROM tenants WHERE id = $1;
 -- An operator login. $1 tenant_id, $2 email (lower case), $3 argon2 hash
 INSERT INTO users (tenant_id, email, password_hash) VALUES ($1, $2, $3)
 RETURNING id, tenant_id, email, created_at;
+
+-- name: get_tenant_settings
+-- A tenant's own settings. $1 tenant_id
+SELECT unknown_event_types, retry_schedule, delivery_timeout FROM tenants WHERE id = $1;
+
+-- name: update_tenant_settings
+-- Change the named settings of a tenant and leave the others. $1 tenant_id, $2 names of
+-- the settings to change, $3 unknown_event_types, $4 retry_schedule, $5 delivery_timeout
+UPDATE tenants SET
+    unknown_event_types = CASE WHEN 'unknown_event_types' = ANY ($2) THEN $3::text
+                               ELSE unknown_event_types END,
+    retry_schedule = CASE WHEN 'retry_schedule' = ANY ($2) THEN $4::float8[]
+                          ELSE retry_schedule END,
+    delivery_timeout = CASE WHEN 'delivery_timeout' = ANY ($2) THEN $5::real
+                            ELSE delivery_timeout END
+WHERE id = $1
+RETURNING unknown_event_types, retry_schedule, delivery_timeout;

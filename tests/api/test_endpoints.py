@@ -291,3 +291,13 @@ async def test_other_tenants_cannot_change_an_endpoint(
     assert (await api.get(path, headers=tenant.headers)).json() == ep
     assert (await api.get(f"{path}/secret", headers=tenant.headers)).json() == secret
     assert await pool.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def test_a_vanishingly_small_timeout_is_refused_not_a_500(
+    api: httpx.AsyncClient, tenant: TenantKey
+) -> None:
+    ep = await make_endpoint(api, tenant, "http://127.0.0.1:9/a")
+    for path in (f"/v1/endpoints/{ep['id']}", "/v1/settings"):
+        key = "timeout" if "endpoints" in path else "delivery_timeout"
+        r = await api.patch(path, headers=tenant.headers, json={key: 5e-324})
+        assert r.status_code == 422, (path, r.text)

@@ -197,13 +197,13 @@ async def test_invalid_schemas_and_examples_are_422_with_paths(
 
 async def test_the_unknown_event_types_setting(api: httpx.AsyncClient, tenant: TenantKey) -> None:
     r = await api.get("/v1/settings", headers=tenant.headers)
-    assert r.status_code == 200 and r.json() == {"unknown_event_types": "accept"}
+    assert r.status_code == 200 and r.json()["unknown_event_types"] == "accept"
     r = await api.patch(
         "/v1/settings", headers=tenant.headers, json={"unknown_event_types": "refuse"}
     )
-    assert r.status_code == 200 and r.json() == {"unknown_event_types": "refuse"}
+    assert r.status_code == 200 and r.json()["unknown_event_types"] == "refuse"
     r = await api.patch("/v1/settings", headers=tenant.headers, json={})
-    assert r.json() == {"unknown_event_types": "refuse"}
+    assert r.json()["unknown_event_types"] == "refuse"
     r = await api.patch("/v1/settings", headers=tenant.headers, json={"unknown_event_types": "x"})
     assert r.status_code == 422 and _locs(r) == [["body", "unknown_event_types"]]
     assert (await api.get("/v1/settings")).status_code == 401
@@ -231,7 +231,7 @@ async def test_another_tenants_event_types_are_404(
         assert r.status_code == 404, path
     assert (await api.get("/v1/event-types", headers=other.headers)).json()["data"] == []
     r = await api.get("/v1/settings", headers=other.headers)
-    assert r.json() == {"unknown_event_types": "accept"}  # the first tenant's choice is its own
+    assert r.json()["unknown_event_types"] == "accept"  # the first tenant's choice is its own
 
     # nothing the other tenant tried changed the first tenant's type
     r = await api.get("/v1/event-types/order.created", headers=tenant.headers)

@@ -177,3 +177,72 @@ async def test_an_endpoint_can_have_its_own_retry_schedule(
         f"/v1/endpoints/{endpoint_id}", headers=tenant.headers, json={"retry_schedule": [-1]}
     )
     assert r.status_code == 422
+
+
+async def test_a_tenant_policy_applies_where_an_endpoint_has_none_of_its_own(
+    api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver
+) -> None:
+    r = await api.patch(
+        "/v1/settings",
+        headers=tenant.headers,
+        json={"retry_schedule": [0.05] * 3, "delivery_timeout": 0.5},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "unknown_event_types": "accept",
+        "retry_schedule": [0.05] * 3,
+        "delivery_timeout": 0.5,
+    }
+    receiver.respond = lambda got: web.Response(status=500)
+    inherits = await _setup(api, tenant, receiver.url + "/inherits")
+    await api.post(
+        "/v1/endpoints",
+        headers=tenant.headers,
+        json={"subscriber": "c", "url": receiver.url + "/own", "retry_schedule": [0.05]},
+    )
+    await api.post("/v1/events", headers=tenant.headers, json={"type": "t", "data": {}})
+
+    async def both_failed() -> bool:
+        rows = (await api.get("/v1/deliveries", headers=tenant.headers)).json()["data"]
+        return len(rows) == 2 and all(d["status"] == "failed" for d in rows)
+
+    await wait_for(both_failed, what="both deliveries to be dead-lettered")
+    tries = {
+        path: sum(r.path == path for r in receiver.requests)
+        for path in ("/hook/inherits", "/hook/own")
+    }
+    assert tries == {"/hook/inherits": 4, "/hook/own": 2}  # tenant's 3 retries; its own 1
+    ep = (await api.get(f"/v1/endpoints/{inherits}", headers=tenant.headers)).json()
+    assert ep["retry_schedule"] is None  # the endpoint itself still says "inherit"
+    r = await api.patch(
+        "/v1/settings",
+        headers=tenant.headers,
+        json={"retry_schedule": None, "delivery_timeout": None},
+    )
+    assert r.json()["retry_schedule"] is None and r.json()["delivery_timeout"] is None
+    assert (
+        await api.patch("/v1/settings", headers=tenant.headers, json={"delivery_timeout": 31})
+    ).status_code == 422
+
+
+async def test_a_tenant_timeout_bounds_its_endpoints_attempts(
+    api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver
+) -> None:
+    import asyncio
+
+    release = asyncio.Event()
+
+    async def hang(got: Received) -> web.StreamResponse:
+        await release.wait()
+        return web.Response(status=200)
+
+    receiver.respond = hang
+    await api.patch("/v1/settings", headers=tenant.headers, json={"delivery_timeout": 0.3})
+    await _setup(api, tenant, receiver.url)
+    await api.post("/v1/events", headers=tenant.headers, json={"type": "t", "data": {}})
+    try:
+        await wait_for(lambda: _status_is(api, tenant, "retrying"), what="a timed-out try")
+    finally:
+        release.set()
+    attempt = (await _delivery(api, tenant))["attempt_history"][0]
+    assert attempt["error"].startswith("timeout after 0.3s")

@@ -20,10 +20,9 @@ from hookline.event_types import (
     get_event_type,
     list_schema_versions,
     update_event_type,
-    update_tenant_settings,
 )
 from hookline.json_schema import ValidatorCache, compile_schema, data_problems, schema_problems
-from hookline.tenants import create_tenant
+from hookline.tenants import create_tenant, update_tenant_settings
 from tests.conftest import TenantKey
 
 ORDER_V1 = {
@@ -258,7 +257,7 @@ async def test_unknown_types_are_refused_when_the_tenant_says_so(
     pool: Pool, tenant: TenantKey
 ) -> None:
     await _order_type(pool, tenant)
-    await update_tenant_settings(pool, tenant.id, "refuse")
+    await update_tenant_settings(pool, tenant.id, {"unknown_event_types": "refuse"})
     items: list[tuple[str, int | None, Any]] = [
         ("order.created", None, {"order_id": "a", "amount": 1}),
         ("order.cancelled", None, {}),
@@ -266,14 +265,14 @@ async def test_unknown_types_are_refused_when_the_tenant_says_so(
     with pytest.raises(InvalidInput) as exc:
         await check_events(pool, tenant.id, items, [["body", "events", 0], ["body", "events", 1]])
     assert _locs(exc) == [["body", "events", 1, "type"]]
-    await update_tenant_settings(pool, tenant.id, "accept")
+    await update_tenant_settings(pool, tenant.id, {"unknown_event_types": "accept"})
     assert await check_events(pool, tenant.id, items, [["0"], ["1"]]) == [2, None]
 
 
 async def test_deprecated_types_are_still_accepted(pool: Pool, tenant: TenantKey) -> None:
     await _order_type(pool, tenant)
     await update_event_type(pool, tenant.id, "order.created", deprecated=True)
-    await update_tenant_settings(pool, tenant.id, "refuse")
+    await update_tenant_settings(pool, tenant.id, {"unknown_event_types": "refuse"})
     good = ("order.created", None, {"order_id": "a", "amount": 1})
     assert await check_events(pool, tenant.id, [good], [["body"]]) == [2]
 
@@ -284,7 +283,7 @@ async def test_another_tenants_types_are_unknown(pool: Pool, tenant: TenantKey) 
     # the other tenant's events are not checked against this tenant's schema
     loose = ("order.created", None, {"whatever": True})
     assert await check_events(pool, other.id, [loose], [["body"]]) == [None]
-    await update_tenant_settings(pool, other.id, "refuse")
+    await update_tenant_settings(pool, other.id, {"unknown_event_types": "refuse"})
     with pytest.raises(InvalidInput) as exc:
         await check_events(pool, other.id, [loose], [["body"]])
     assert _locs(exc) == [["body", "type"]]
