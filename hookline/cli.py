@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import getpass
 import logging
-import secrets
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -238,10 +237,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-def new_secret_key() -> str:
-    return secrets.token_urlsafe(48)
 
 
 if __name__ == "__main__":

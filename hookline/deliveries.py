@@ -7,8 +7,6 @@ from datetime import datetime
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.errors import Conflict, NotFound
 
-STATUSES = ("pending", "retrying", "succeeded", "failed", "cancelled")
-
 
 async def list_deliveries(
     pool: Pool,

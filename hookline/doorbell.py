@@ -8,7 +8,6 @@ publish at a time, and a Redis outage never fails or slows an ingest.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -47,11 +46,6 @@ class Doorbell:
                 log.warning("doorbell: could not reach Redis (%s); workers will sweep", exc)
                 return
             again = self._again
-
-    async def aclose(self) -> None:
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await self._task
 
 
 async def listen(redis: Redis, namespace: str, retry_delay: float = 1.0) -> AsyncIterator[None]:

@@ -121,10 +121,7 @@ WHERE id = $1 AND status = 'active';
 -- committed into these lanes. $1 lane ids, $2 lease numbers
 UPDATE lanes l
 SET lease_until = NULL,
-    ready_at = CASE WHEN e.status = 'active' THEN (
-        SELECT d.next_attempt_at FROM deliveries d
-        WHERE d.lane_id = l.id AND d.status IN ('pending', 'retrying')
-        ORDER BY d.seq LIMIT 1) END
+    ready_at = CASE WHEN e.status = 'active' THEN hookline_head_due(l.id) END
 FROM unnest($1::bigint[], $2::bigint[]) AS r(lane_id, lease_no), endpoints e
 WHERE l.id = r.lane_id AND l.lease_no = r.lease_no AND e.id = l.endpoint_id;
 

@@ -161,10 +161,7 @@ SELECT ev.id, (SELECT count(*) FROM cancelled) AS cancelled FROM ev;
 -- revived; a leased lane is left to its holder, whose release recomputes it.
 -- $1 lane ids (locked by the caller)
 UPDATE lanes l
-SET ready_at = CASE WHEN e.status = 'active' THEN (
-        SELECT d.next_attempt_at FROM deliveries d
-        WHERE d.lane_id = l.id AND d.status IN ('pending', 'retrying')
-        ORDER BY d.seq LIMIT 1) END
+SET ready_at = CASE WHEN e.status = 'active' THEN hookline_head_due(l.id) END
 FROM endpoints e
 WHERE l.id = ANY ($1::bigint[]) AND e.id = l.endpoint_id
   AND (l.lease_until IS NULL OR l.lease_until < now());

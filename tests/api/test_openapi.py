@@ -45,6 +45,7 @@ from hookline.settings import Settings
 from hookline.tenants import create_tenant
 from tests.api.seeding import Seeded, api_routes, path_parameters, seed
 from tests.conftest import TenantKey
+from tests.receiver import wait_for
 
 Operation = schemathesis.APIOperation[Any, Any, Any, Any]
 Case = schemathesis.Case[Operation]
@@ -126,9 +127,12 @@ async def live(settings: Settings, pool: Pool, redis: Redis) -> AsyncIterator[Li
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
+
+        def started() -> bool:
             assert not task.done(), "uvicorn stopped before it started"
-            await asyncio.sleep(0.01)
+            return bool(server.started)
+
+        await wait_for(started, what="uvicorn to start")
         port = server.servers[0].sockets[0].getsockname()[1]
         url = f"http://127.0.0.1:{port}"
         routes = api_routes(app.routes)
