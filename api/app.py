@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from api import deliveries, endpoints, event_types, events, settings, subscribers
+from api import deliveries, endpoints, event_types, events, replays, settings, subscribers
 from api.auth import KeyCache
 from api.http import JSON, services
 from api.openapi import operation, spec
@@ -77,6 +77,7 @@ def _api_routes() -> list[BaseRoute]:
         *subscribers.routes,
         *endpoints.routes,
         *deliveries.routes,
+        *replays.routes,
         *event_types.routes,
         *settings.routes,
     ]

@@ -59,6 +59,8 @@ class Operation:
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None  # None: no body
     status: int = 200
+    # other successful answers, e.g. a dry run's 200 beside a job's 202: (status, body, what)
+    alternatives: tuple[tuple[int, type[BaseModel], str], ...] = ()
     auth: bool = True
     errors: tuple[int, ...] = (400, 401, 404, 422)
     headers: tuple[str, ...] = ()  # request headers the operation reads, e.g. Idempotency-Key
@@ -104,6 +106,7 @@ def operation(
     description: str = "",
     idempotent: bool = False,
     body_required: bool = True,
+    alternatives: Sequence[tuple[int, type[BaseModel], str]] = (),
 ) -> ApiRoute:
     """An API route described for OpenAPI; ``description`` defaults to the handler's doc."""
     if idempotent:
@@ -120,6 +123,7 @@ def operation(
         query=query,
         response=response,
         status=status,
+        alternatives=tuple(alternatives),
         auth=auth,
         errors=tuple(errors),
         headers=tuple(headers),
@@ -134,7 +138,7 @@ def _models(ops: Iterable[Operation]) -> list[type[BaseModel]]:
     # qualifies the names), where keying by name would drop one and fail on its reference
     found: dict[type[BaseModel], None] = {Problem: None}
     for op in ops:
-        for model in (op.body, op.response):
+        for model in (op.body, op.response, *(alt[1] for alt in op.alternatives)):
             if model is not None:
                 found[model] = None
     return list(found)
@@ -249,6 +253,11 @@ def _operation(
         }
     else:
         responses[str(op.status)] = {"description": op.summary}
+    for status, model, what in op.alternatives:
+        responses[str(status)] = {
+            "description": what,
+            "content": {"application/json": {"schema": refs[model]}},
+        }
     errors = set(op.errors) | ({401} if op.auth else set()) | {413, 500}
     if op.body is None:
         errors.discard(413)

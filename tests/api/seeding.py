@@ -26,6 +26,7 @@ ID_SOURCES: dict[tuple[str, str], str] = {
     ("/v1/subscribers/", "uid"): "subscriber",
     ("/v1/event-types/", "name"): "event_type",
     ("/v1/event-types/{name}/schemas/", "version"): "schema_version",
+    ("/v1/replays/", "id"): "replay",
 }
 
 
@@ -61,7 +62,8 @@ async def seed(
     client: httpx.AsyncClient, tenant: TenantKey, tag: str, routes: list[ApiRoute]
 ) -> Seeded:
     """A subscriber, an endpoint on 127.0.0.1, an event type if the API has them, an event
-    and its delivery, all in ``tenant`` and named with ``tag`` so no other tenant has them."""
+    and its delivery, a replay of the endpoint if the API has them, all in ``tenant`` and
+    named with ``tag`` so no other tenant has them."""
     seeded = Seeded(tenant)
     h = tenant.headers
 
@@ -100,6 +102,9 @@ async def seed(
     deliveries = r.json()["data"]
     assert len(deliveries) == 1, deliveries
     seeded.ids["delivery"] = deliveries[0]["id"]
+    if has_route(routes, "POST", "/v1/replays"):
+        replay = await post("/v1/replays", {"endpoint": endpoint["id"], "rate": 1})
+        seeded.ids["replay"] = replay["id"]
     return seeded
 
 

@@ -1,0 +1,315 @@
+"""Replays: re-sending deliveries in bulk by filter, as rate-limited jobs.
+
+A replay re-queues a tenant's deliveries that match its filter (endpoint, event types,
+statuses, a time range of ingest) for one immediate attempt each, as a manual retry does.
+With ``missed`` it also gives one endpoint a delivery of every event since a time that the
+endpoint would receive but never got (ingested while it was disabled, or before it
+existed), numbered at the end of its lanes as ingest numbers new ones.
+
+The job is run by workers (``delivery.replayer``) a chunk at a time at the replay's rate,
+so a large replay never floods the lanes live deliveries go through. Each chunk queues its
+deliveries and records the progress in one transaction, so a worker dying anywhere neither
+repeats nor skips one. Nothing ingested after the replay was created is part of it.
+
+States: ``running`` -> ``paused`` <-> ``running`` -> ``done``; ``running`` or ``paused``
+-> ``cancelled``. ``done`` and ``cancelled`` are final.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from hookline.db import QUERIES, Pool, Row, row
+from hookline.errors import Conflict, InvalidInput, NotFound
+
+#: Statuses of deliveries a replay may re-queue (succeeded ones are sent again).
+STATUSES = ("failed", "cancelled", "succeeded")
+#: Most deliveries a replay queues per second.
+MAX_RATE = 1000
+
+# action -> (the state it leads to, the states it may start from)
+_MOVES = {
+    "pause": ("paused", ("running", "paused")),
+    "resume": ("running", ("paused", "running")),
+    "cancel": ("cancelled", ("running", "paused")),
+}
+
+
+@dataclass(frozen=True)
+class ReplayFilter:
+    """What a replay sends again. ``endpoint`` None: every endpoint of the tenant."""
+
+    endpoint: str | None = None
+    types: Sequence[str] | None = None
+    statuses: Sequence[str] = ("failed",)
+    since: datetime | None = None
+    until: datetime | None = None
+    missed: bool = False
+
+    def check(self) -> None:
+        """Raise :class:`InvalidInput` (with body locations) if the filter makes no sense."""
+        problems: list[tuple[str, str]] = []  # (field, what is wrong)
+        unknown = sorted(set(self.statuses) - set(STATUSES))
+        if unknown:
+            problems.append(
+                ("statuses", f"not replayable: {', '.join(unknown)}; one of {', '.join(STATUSES)}")
+            )
+        if not self.statuses and not self.missed:
+            problems.append(("statuses", "empty, and missed is false: nothing to replay"))
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            problems.append(("until", "must be later than since"))
+        if self.missed and self.since is None:
+            problems.append(("since", "required with missed: when the endpoint began to miss"))
+        if self.missed and self.endpoint is None:
+            problems.append(("endpoint", "required with missed: one endpoint misses events"))
+        if problems:
+            raise InvalidInput(
+                "the replay filter is not valid; see errors",
+                errors=[{"loc": ["body", name], "msg": msg} for name, msg in problems],
+            )
+
+    @property
+    def status_list(self) -> list[str]:
+        return sorted(set(self.statuses))
+
+    @property
+    def type_list(self) -> list[str] | None:
+        return None if self.types is None else sorted(set(self.types))
+
+    def _args(self, tenant_id: str) -> tuple[Any, ...]:
+        return (
+            tenant_id,
+            self.endpoint,
+            self.status_list,
+            self.type_list,
+            self.since,
+            self.until,
+            self.missed,
+        )
+
+
+async def _require_endpoint(pool: Pool, tenant_id: str, f: ReplayFilter) -> None:
+    if f.endpoint is not None and not await pool.fetchval(
+        QUERIES["endpoint_exists"], tenant_id, f.endpoint
+    ):
+        raise NotFound(f"no endpoint {f.endpoint!r}")
+
+
+async def count_replay(pool: Pool, tenant_id: str, f: ReplayFilter) -> int:
+    """The dry run: how many deliveries a replay with this filter would queue now.
+
+    Raises :class:`NotFound` for an endpoint the tenant does not have."""
+    f.check()
+    await _require_endpoint(pool, tenant_id, f)
+    count: int = await pool.fetchval(QUERIES["count_replay"], *f._args(tenant_id))
+    return count
+
+
+async def create_replay(pool: Pool, tenant_id: str, f: ReplayFilter, rate: int) -> Row:
+    """Start a replay job at ``rate`` deliveries per second; a worker picks it up.
+
+    Its ``total`` is what :func:`count_replay` would say at this moment."""
+    f.check()
+    if not 1 <= rate <= MAX_RATE:
+        raise InvalidInput(
+            f"rate is 1 to {MAX_RATE} deliveries per second",
+            errors=[{"loc": ["body", "rate"], "msg": f"1 to {MAX_RATE}"}],
+        )
+    try:
+        created = row(await pool.fetchrow(QUERIES["create_replay"], *f._args(tenant_id), rate))
+    except asyncpg.ForeignKeyViolationError:  # the endpoint was deleted meanwhile
+        created = None
+    if created is None:
+        raise NotFound(f"no endpoint {f.endpoint!r}")
+    return created
+
+
+async def get_replay(pool: Pool, tenant_id: str, replay_id: str) -> Row:
+    found = row(await pool.fetchrow(QUERIES["get_replay"], tenant_id, replay_id))
+    if found is None:
+        raise NotFound(f"no replay {replay_id!r}")
+    return found
+
+
+async def list_replays(
+    pool: Pool,
+    tenant_id: str,
+    *,
+    endpoint: str | None,
+    state: str | None,
+    cursor: str | None,
+    limit: int,
+) -> list[Row]:
+    records = await pool.fetch(QUERIES["list_replays"], tenant_id, endpoint, state, cursor, limit)
+    return [dict(r) for r in records]
+
+
+async def change_replay(pool: Pool, tenant_id: str, replay_id: str, action: str) -> Row:
+    """``pause``, ``resume`` or ``cancel`` a replay; a worker sees it before its next chunk.
+
+    Pausing a paused replay or resuming a running one changes nothing; a finished replay
+    (done or cancelled) cannot be changed: :class:`Conflict`."""
+    state, sources = _MOVES[action]
+    changed = row(
+        await pool.fetchrow(QUERIES["set_replay_state"], tenant_id, replay_id, state, sources)
+    )
+    if changed is not None:
+        return changed
+    current = await get_replay(pool, tenant_id, replay_id)
+    raise Conflict(
+        f"replay {replay_id} is {current['state']}, so it cannot {action}; "
+        "a finished replay stays finished: start a new one to send more"
+    )
+
+
+# -- running (the worker's side) -----------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """A replay leased by a worker, with where it is."""
+
+    id: str
+    tenant_id: str
+    filter: ReplayFilter
+    until: datetime  # the effective end: never after the replay was created
+    rate: int
+    stage: str
+    after_id: str | None
+    lease_no: int
+
+
+async def lease_replays(pool: Pool, limit: int, lease: float) -> list[Job]:
+    """Lease up to ``limit`` running replays no live worker holds, for ``lease`` seconds."""
+    records = await pool.fetch(QUERIES["lease_replays"], limit, lease)
+    return [
+        Job(
+            id=r["id"],
+            tenant_id=r["tenant_id"],
+            filter=ReplayFilter(
+                endpoint=r["endpoint_id"],
+                types=r["event_types"],
+                statuses=r["statuses"],
+                since=r["since"],
+                missed=r["missed"],
+            ),
+            until=r["until"],
+            rate=r["rate"],
+            stage=r["stage"],
+            after_id=r["after_id"],
+            lease_no=r["lease_no"],
+        )
+        for r in records
+    ]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """What one chunk did: ``queued`` deliveries; ``more`` False when the job is no longer
+    this worker's to run (it is done, paused or cancelled, or another worker took it)."""
+
+    queued: int
+    more: bool
+
+
+class _Stopped(Exception):
+    """The replay is no longer ours to advance; the chunk is rolled back."""
+
+
+async def run_chunk(pool: Pool, job: Job, limit: int, lease: float, schedule_len: int) -> Chunk:
+    """Queue the job's next ``limit`` deliveries at most and record the progress, in one
+    transaction, renewing the lease for ``lease`` seconds; ``job`` moves on with it.
+
+    A replay paused, cancelled or taken over by another worker (whose lease is newer)
+    meanwhile gets nothing queued. Lanes are locked first, in the order every writer uses,
+    and the replay row last, so this cannot deadlock with ingest, recording or a delete.
+    ``schedule_len`` is the length of the installation's retry schedule.
+    """
+    f = job.filter
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            if job.stage == "deliveries":
+                after_id, queued, exhausted = await _requeue(conn, job, limit, schedule_len)
+            else:
+                after_id, queued, exhausted = await _queue_missed(conn, job, limit)
+            stage = job.stage
+            finished = exhausted and (stage == "missed" or not f.missed)
+            if exhausted and not finished:
+                stage, after_id = "missed", None
+            state = await conn.fetchval(
+                QUERIES["advance_replay"],
+                job.id,
+                job.lease_no,
+                stage,
+                after_id,
+                queued,
+                finished,
+                lease,
+            )
+            if state is None:
+                raise _Stopped
+    except _Stopped:
+        return Chunk(0, more=False)
+    job.stage, job.after_id = stage, after_id
+    return Chunk(queued, more=state == "running")
+
+
+async def _requeue(
+    conn: PoolConnectionProxy, job: Job, limit: int, schedule_len: int
+) -> tuple[str | None, int, bool]:
+    f = job.filter
+    picked = await conn.fetch(
+        QUERIES["replay_deliveries_chunk"],
+        job.tenant_id,
+        f.endpoint,
+        f.status_list,
+        f.type_list,
+        f.since,
+        job.until,
+        job.after_id,
+        limit,
+    )
+    if not picked:
+        return job.after_id, 0, True
+    lanes = sorted({r["lane_id"] for r in picked})
+    await conn.execute(QUERIES["lock_lanes_by_id"], lanes)
+    requeued = await conn.fetch(
+        QUERIES["requeue_deliveries"],
+        job.tenant_id,
+        [r["id"] for r in picked],
+        f.status_list,
+        schedule_len,
+    )
+    # point idle lanes at their head (a re-queued delivery can come before the old head)
+    await conn.execute(QUERIES["reschedule_lanes"], lanes)
+    return picked[-1]["id"], len(requeued), len(picked) < limit
+
+
+async def _queue_missed(
+    conn: PoolConnectionProxy, job: Job, limit: int
+) -> tuple[str | None, int, bool]:
+    f = job.filter
+    done = await conn.fetchrow(
+        QUERIES["queue_missed_events"],
+        job.tenant_id,
+        f.endpoint,
+        f.type_list,
+        f.since,
+        job.until,
+        job.after_id,
+        limit,
+    )
+    assert done is not None
+    last: str | None = done["last_id"] or job.after_id
+    return last, done["queued"], done["picked"] < limit
+
+
+async def release_replay(pool: Pool, job: Job) -> None:
+    """Give the job back (the worker stops), so another worker can take it at once."""
+    await pool.execute(QUERIES["release_replay"], job.id, job.lease_no)

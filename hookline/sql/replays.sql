@@ -1,0 +1,151 @@
+-- name: count_replay
+-- How many deliveries a replay with this filter would queue now: existing ones to re-queue
+-- and, with missed, events the endpoint never got. Changes nothing.
+-- $1 tenant_id, $2 endpoint id or NULL, $3 statuses, $4 types or NULL, $5 since or NULL,
+-- $6 until or NULL, $7 missed
+SELECT (SELECT count(*) FROM hookline_replay_deliveries(
+            $1, $2, $3, $4, $5, least(coalesce($6, now()), now()), NULL, NULL))
+     + CASE WHEN $7 THEN (SELECT count(*) FROM hookline_replay_missed(
+            $1, $2, $4, $5, least(coalesce($6, now()), now()), NULL, NULL))
+            ELSE 0 END;
+
+-- name: create_replay
+-- Start a replay, counting what it will queue in the same snapshot. No row: the endpoint
+-- is not the tenant's. $1 tenant_id, $2 endpoint id or NULL, $3 statuses, $4 types or NULL,
+-- $5 since or NULL, $6 until or NULL, $7 missed, $8 rate
+INSERT INTO replays (tenant_id, endpoint_id, statuses, event_types, since, until, missed, rate,
+                     stage, total)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8,
+       CASE WHEN cardinality($3::text[]) = 0 THEN 'missed' ELSE 'deliveries' END,
+       (SELECT count(*) FROM hookline_replay_deliveries(
+            $1, $2, $3, $4, $5, least(coalesce($6, now()), now()), NULL, NULL))
+       + CASE WHEN $7 THEN (SELECT count(*) FROM hookline_replay_missed(
+            $1, $2, $4, $5, least(coalesce($6, now()), now()), NULL, NULL))
+              ELSE 0 END
+WHERE $2::text IS NULL OR EXISTS (SELECT 1 FROM endpoints WHERE tenant_id = $1 AND id = $2)
+RETURNING *;
+
+-- name: get_replay
+-- One replay. $1 tenant_id, $2 replay id
+SELECT * FROM replays WHERE tenant_id = $1 AND id = $2;
+
+-- name: list_replays
+-- A page of replays, newest first. $1 tenant_id, $2 endpoint id or NULL, $3 state or NULL,
+-- $4 cursor id or NULL, $5 limit
+SELECT * FROM replays
+WHERE tenant_id = $1
+  AND ($2::text IS NULL OR endpoint_id = $2)
+  AND ($3::text IS NULL OR state = $3)
+  AND ($4::text IS NULL OR id < $4)
+ORDER BY id DESC LIMIT $5;
+
+-- name: set_replay_state
+-- Move a replay to a state from one of the states it may come from; cancelling finishes it.
+-- No row: no such replay, or it is in another state.
+-- $1 tenant_id, $2 replay id, $3 new state, $4 states it may come from
+UPDATE replays
+SET state = $3, updated_at = now(),
+    finished_at = CASE WHEN $3 = 'cancelled' THEN now() ELSE finished_at END
+WHERE tenant_id = $1 AND id = $2 AND state = ANY ($4::text[])
+RETURNING *;
+
+-- name: lease_replays
+-- Take up to $1 running replays nobody holds (or whose holder's lease ran out) for $2
+-- seconds, the least recently advanced first. SKIP LOCKED: one another worker is taking
+-- is left to it. $1 limit, $2 lease (s)
+WITH picked AS (
+    SELECT id FROM replays
+    WHERE state = 'running' AND (lease_until IS NULL OR lease_until < now())
+    ORDER BY updated_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE replays r
+SET lease_until = now() + make_interval(secs => $2), lease_no = r.lease_no + 1
+FROM picked WHERE r.id = picked.id
+RETURNING r.id, r.tenant_id, r.endpoint_id, r.statuses, r.event_types, r.since,
+          least(coalesce(r.until, r.created_at), r.created_at) AS until, r.missed, r.rate,
+          r.stage, r.after_id, r.lease_no;
+
+-- name: replay_deliveries_chunk
+-- The next deliveries a replay re-queues. $1 tenant_id, $2 endpoint id or NULL,
+-- $3 statuses, $4 types or NULL, $5 since or NULL, $6 until, $7 after this delivery id or
+-- NULL, $8 limit
+SELECT id, lane_id FROM hookline_replay_deliveries($1, $2, $3, $4, $5, $6, $7, $8);
+
+-- name: lock_lanes_by_id
+-- Lock lanes in the order every writer uses, before touching their deliveries.
+-- $1 lane ids
+SELECT id FROM lanes WHERE id = ANY ($1::bigint[]) ORDER BY endpoint_id, key FOR UPDATE;
+
+-- name: requeue_deliveries
+-- Give each delivery still in one of the statuses one more immediate attempt (as a manual
+-- retry does: no automatic retries after it), unless its event was cancelled or expired
+-- meanwhile; run after lock_lanes_by_id, then reschedule_lanes. Returns the lanes of the
+-- deliveries re-queued, one row each. $1 tenant_id, $2 delivery ids, $3 statuses,
+-- $4 length of the installation's retry schedule
+UPDATE deliveries d
+SET status = 'pending', next_attempt_at = now(), updated_at = now(),
+    -- past the end of whichever schedule the dispatcher applies
+    retries_used = greatest($4, coalesce(cardinality(coalesce(e.retry_schedule,
+                                                                t.retry_schedule)), 0))
+FROM endpoints e, tenants t, events ev
+WHERE d.tenant_id = $1 AND d.id = ANY ($2::text[]) AND d.status = ANY ($3::text[])
+  AND e.id = d.endpoint_id AND t.id = d.tenant_id AND ev.id = d.event_id
+  AND ev.cancelled_at IS NULL AND (ev.expires_at IS NULL OR ev.expires_at > now())
+RETURNING d.lane_id;
+
+-- name: queue_missed_events
+-- Give the endpoint a delivery of each of the next events it never got, with new sequence
+-- numbers at the end of their lanes: the lane upsert of ingest (lanes locked in
+-- (endpoint_id, key) order, numbers taken under the row lock), in event id order.
+-- Returns how many events were picked, the last one's id, and how many were queued.
+-- $1 tenant_id, $2 endpoint id, $3 types or NULL, $4 since, $5 until, $6 after this event
+-- id or NULL, $7 limit
+WITH picked AS MATERIALIZED (
+    SELECT m.event_id, m.subject, m.ordering_key
+    FROM hookline_replay_missed($1, $2, $3, $4, $5, $6, $7) m
+), target AS MATERIALIZED (
+    SELECT p.event_id, e.id AS endpoint_id,
+           CASE e.ordering WHEN 'strict' THEN ''
+                           WHEN 'keyed' THEN coalesce(p.ordering_key, p.subject, '')
+                           ELSE p.event_id END AS key
+    FROM picked p JOIN endpoints e ON e.tenant_id = $1 AND e.id = $2
+), numbered AS (
+    SELECT t.*, count(*) OVER lane_window AS lane_n,
+           row_number() OVER (lane_window ORDER BY t.event_id) AS lane_pos
+    FROM target t
+    WINDOW lane_window AS (PARTITION BY t.key)
+), lane AS (
+    INSERT INTO lanes AS l (endpoint_id, key, next_seq, ready_at)
+    SELECT DISTINCT endpoint_id, key, lane_n, now() FROM numbered ORDER BY endpoint_id, key
+    ON CONFLICT (endpoint_id, key) DO UPDATE
+        SET next_seq = l.next_seq + excluded.next_seq, ready_at = coalesce(l.ready_at, now())
+    RETURNING id, endpoint_id, key, next_seq
+), delivery AS (
+    INSERT INTO deliveries (tenant_id, event_id, endpoint_id, lane_id, seq)
+    SELECT $1, n.event_id, n.endpoint_id, lane.id, lane.next_seq - n.lane_n + n.lane_pos
+    FROM numbered n JOIN lane USING (endpoint_id, key)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM picked) AS picked,
+       (SELECT max(event_id) FROM picked) AS last_id,
+       (SELECT count(*) FROM delivery) AS queued;
+
+-- name: advance_replay
+-- Record a chunk's progress and renew the lease, only while the lease is still ours and the
+-- replay still running (else nothing: the caller rolls its chunk back). Finishing ends it.
+-- $1 replay id, $2 lease number, $3 stage, $4 last id handled, $5 queued by this chunk,
+-- $6 finished, $7 lease (s)
+UPDATE replays
+SET stage = $3, after_id = $4, queued = queued + $5, updated_at = now(),
+    state = CASE WHEN $6 THEN 'done' ELSE state END,
+    finished_at = CASE WHEN $6 THEN now() END,
+    lease_until = CASE WHEN $6 THEN NULL ELSE now() + make_interval(secs => $7) END
+WHERE id = $1 AND lease_no = $2 AND state = 'running'
+RETURNING state;
+
+-- name: release_replay
+-- Give up a lease (the job stopped, or the worker is shutting down), if still ours.
+-- $1 replay id, $2 lease number
+UPDATE replays SET lease_until = NULL WHERE id = $1 AND lease_no = $2;
