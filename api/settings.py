@@ -9,10 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import tenant
-from api.endpoint_models import RetrySchedule, Timeout, unset
+from api.endpoint_models import DisableAfter, RetrySchedule, Timeout, unset
 from api.http import JSON, read_model, services
 from api.openapi import operation
-from api.schemas import Strict
+from api.schemas import Name, Strict
 from hookline.db import Row
 from hookline.tenants import tenant_settings, update_tenant_settings
 
@@ -22,12 +22,23 @@ _UNKNOWN = (
 )
 _SCHEDULE = "Retry schedule of every endpoint that has none of its own; null: the installation's."
 _TIMEOUT = "Attempt deadline of every endpoint that has none of its own; null: the default."
+_DISABLE = (
+    "Seconds an endpoint that has none of its own may fail without a success before it is "
+    "disabled; null: the installation's (HOOKLINE_ENDPOINT_DISABLE_AFTER, 5 days)."
+)
+_OPERATIONAL = (
+    "Id of one of the tenant's endpoints that receives the operational events "
+    "(`endpoint.failing`, `endpoint.disabled`, `endpoint.recovered`, `delivery.failed`), "
+    "signed like any delivery; null: none are sent."
+)
 
 
 class SettingsOut(BaseModel):
     unknown_event_types: Literal["accept", "refuse"] = Field(description=_UNKNOWN)
     retry_schedule: list[float] | None = Field(description=_SCHEDULE)
     delivery_timeout: float | None = Field(description=_TIMEOUT)
+    disable_after: float | None = Field(description=_DISABLE)
+    operational_endpoint: str | None = Field(description=_OPERATIONAL)
 
 
 class SettingsPatch(Strict):
@@ -36,6 +47,8 @@ class SettingsPatch(Strict):
     unknown_event_types: Literal["accept", "refuse"] = unset(_UNKNOWN)
     retry_schedule: RetrySchedule | None = Field(default=None, description=_SCHEDULE)
     delivery_timeout: Timeout | None = Field(default=None, description=_TIMEOUT)
+    disable_after: DisableAfter | None = Field(default=None, description=_DISABLE)
+    operational_endpoint: Name | None = Field(default=None, description=_OPERATIONAL)
 
 
 def settings_shape(row: Row) -> dict[str, Any]:
@@ -43,6 +56,8 @@ def settings_shape(row: Row) -> dict[str, Any]:
         "unknown_event_types": row["unknown_event_types"],
         "retry_schedule": row["retry_schedule"],
         "delivery_timeout": row["delivery_timeout"],
+        "disable_after": row["disable_after"],
+        "operational_endpoint": row["operational_endpoint"],
     }
 
 
@@ -52,7 +67,8 @@ async def read(request: Request) -> Response:
 
 
 async def update(request: Request) -> Response:
-    """Change the settings sent; `null` resets `retry_schedule` and `delivery_timeout`."""
+    """Change the settings sent; `null` resets `retry_schedule`, `delivery_timeout` and
+    `disable_after`, and `operational_endpoint` to none."""
     owner = await tenant(request)
     changes = (await read_model(request, SettingsPatch)).model_dump(exclude_unset=True)
     changed = await update_tenant_settings(services(request).pool, owner.id, changes)

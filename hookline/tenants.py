@@ -62,7 +62,13 @@ async def create_user(pool: Pool, tenant_id: str, email: str, password: str) -> 
 
 
 #: Tenant settings PATCH may change; a None value resets a nullable one.
-SETTINGS = ("unknown_event_types", "retry_schedule", "delivery_timeout")
+SETTINGS = (
+    "unknown_event_types",
+    "retry_schedule",
+    "delivery_timeout",
+    "disable_after",
+    "operational_endpoint",
+)
 
 
 async def tenant_settings(pool: Pool, tenant_id: str) -> Row:
@@ -73,17 +79,39 @@ async def tenant_settings(pool: Pool, tenant_id: str) -> Row:
 
 
 async def update_tenant_settings(pool: Pool, tenant_id: str, changes: Mapping[str, Any]) -> Row:
-    """Change the settings named in ``changes`` (any of :data:`SETTINGS`), leave the rest."""
+    """Change the settings named in ``changes`` (any of :data:`SETTINGS`), leave the rest.
+
+    ``operational_endpoint`` is the id of one of the tenant's endpoints (or None): the
+    operational events (endpoint.disabled, delivery.failed, ...) go there.
+    """
     from hookline.event_types import forget_catalog
 
     unknown = sorted(set(changes) - set(SETTINGS))
     if unknown:
         raise ValueError(f"not tenant settings: {unknown}")
+    operational = changes.get("operational_endpoint")
+    if operational is not None and not await pool.fetchval(
+        QUERIES["endpoint_exists"], tenant_id, operational
+    ):
+        raise _unknown_operational_endpoint(operational)
     values = [changes.get(name) for name in SETTINGS]
-    found = row(
-        await pool.fetchrow(QUERIES["update_tenant_settings"], tenant_id, list(changes), *values)
-    )
+    try:
+        found = row(
+            await pool.fetchrow(
+                QUERIES["update_tenant_settings"], tenant_id, list(changes), *values
+            )
+        )
+    except asyncpg.ForeignKeyViolationError:  # deleted since the check
+        raise _unknown_operational_endpoint(operational) from None
     if found is None:
         raise NotFound(f"no tenant {tenant_id!r}")
     forget_catalog()  # the unknown-types policy is read with the catalog
     return found
+
+
+def _unknown_operational_endpoint(endpoint_id: Any) -> InvalidInput:
+    msg = (
+        f"no endpoint {endpoint_id!r} of this tenant; name one of your endpoints "
+        "(GET /v1/endpoints), or null for none"
+    )
+    return InvalidInput(msg, errors=[{"loc": ["body", "operational_endpoint"], "msg": msg}])

@@ -23,17 +23,27 @@ RETURNING id, tenant_id, email, created_at;
 
 -- name: get_tenant_settings
 -- A tenant's own settings. $1 tenant_id
-SELECT unknown_event_types, retry_schedule, delivery_timeout FROM tenants WHERE id = $1;
+SELECT unknown_event_types, retry_schedule, delivery_timeout, disable_after,
+       operational_endpoint_id AS operational_endpoint
+FROM tenants WHERE id = $1;
 
 -- name: update_tenant_settings
--- Change the named settings of a tenant and leave the others. $1 tenant_id, $2 names of
--- the settings to change, $3 unknown_event_types, $4 retry_schedule, $5 delivery_timeout
+-- Change the named settings of a tenant and leave the others. An operational endpoint
+-- must be one of the tenant's own (the caller checks with endpoint_exists; the foreign
+-- key catches a delete in between). $1 tenant_id, $2 names of the settings to change,
+-- $3 unknown_event_types, $4 retry_schedule, $5 delivery_timeout, $6 disable_after,
+-- $7 operational_endpoint (an endpoint id)
 UPDATE tenants SET
     unknown_event_types = CASE WHEN 'unknown_event_types' = ANY ($2) THEN $3::text
                                ELSE unknown_event_types END,
     retry_schedule = CASE WHEN 'retry_schedule' = ANY ($2) THEN $4::float8[]
                           ELSE retry_schedule END,
     delivery_timeout = CASE WHEN 'delivery_timeout' = ANY ($2) THEN $5::real
-                            ELSE delivery_timeout END
+                            ELSE delivery_timeout END,
+    disable_after = CASE WHEN 'disable_after' = ANY ($2) THEN $6::float8
+                         ELSE disable_after END,
+    operational_endpoint_id = CASE WHEN 'operational_endpoint' = ANY ($2) THEN $7::text
+                                   ELSE operational_endpoint_id END
 WHERE id = $1
-RETURNING unknown_event_types, retry_schedule, delivery_timeout;
+RETURNING unknown_event_types, retry_schedule, delivery_timeout, disable_after,
+          operational_endpoint_id AS operational_endpoint;
