@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import httpx
 
 from delivery.attempt import AttemptResult
-from delivery.dispatcher import SQL, Dispatcher, Outcome
+from delivery.dispatcher import Dispatcher, Outcome
 from delivery.retries import Decision
 from delivery.transport import create_transport
 from hookline.db import Pool
@@ -30,7 +30,9 @@ async def test_a_refused_result_is_stored_without_its_response_and_the_rest_go_o
         )
         assert r.status_code == 201
     await api.post("/v1/events", headers=tenant.headers, json={"type": "t", "data": {}})
-    jobs = await pool.fetch(SQL["claim_lanes"], 10, 5.0, 1.0, 20)
+    transport = create_transport(settings)
+    dispatcher = Dispatcher(settings, pool, transport, Metrics())
+    jobs = await dispatcher._claim(10)
     assert len(jobs) == 2
     now = datetime.now(UTC)
     done = Decision("succeeded", 0, None)
@@ -42,9 +44,7 @@ async def test_a_refused_result_is_stored_without_its_response_and_the_rest_go_o
     )
     # Postgres stores no NUL in text: this body makes the whole batch's statement fail
     poison = Outcome(jobs[1], {}, AttemptResult(now, 1.0, 200, None, {}, "bad\x00body"), done)
-    transport = create_transport(settings)
     try:
-        dispatcher = Dispatcher(settings, pool, transport, Metrics())
         async with asyncio.timeout(10):  # before, this retried the same batch forever
             await dispatcher._record_safely([good, poison])
     finally:
