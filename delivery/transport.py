@@ -1,7 +1,7 @@
 """Transport: the one outbound HTTP client, with the SSRF guard built into its connections.
 
-httpx's API runs over aiohttp's connection pool (``httpx_aiohttp``). aiohttp asks a
-resolver for every new connection to a host name (``use_dns_cache=False``), and
+httpx's API runs over aiohttp's connection pool (:mod:`delivery.aiohttp_transport`).
+aiohttp asks a resolver for every new connection to a host name (``use_dns_cache=False``), and
 :class:`GuardedResolver` answers only with addresses that :mod:`hookline.targets` allows,
 so the socket goes to exactly the address that was checked while the name stays in the
 URL for the Host header and TLS SNI.
@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from collections.abc import Callable, Sequence
 
 import aiohttp
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.helpers import is_ip_address
-from httpx_aiohttp import AiohttpTransport
 
+from delivery.aiohttp_transport import AiohttpTransport
 from hookline.settings import Settings
 from hookline.targets import IPNetwork, TargetRefused, check_address, resolve_checked
 
@@ -113,13 +114,23 @@ class _GuardedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | bool:
+    """Certificates are always verified: against the system's authorities, plus those of
+    ``HOOKLINE_TLS_CA_FILE`` when set (a private CA of internal receivers)."""
+    if settings.tls_ca_file is None:
+        return True  # aiohttp's verifying default context
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=str(settings.tls_ca_file))
+    return context
+
+
 def _session_factory(settings: Settings) -> Callable[[], aiohttp.ClientSession]:
     def create_session() -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             resolver=GuardedResolver(settings.allowed_networks),
             use_dns_cache=False,  # every new connection is resolved and checked again
             limit=settings.worker_concurrency,
-            ssl=True,  # verified with the default context
+            ssl=tls_context(settings),
         )
         return aiohttp.ClientSession(
             connector=connector,
@@ -137,7 +148,7 @@ def create_transport(settings: Settings) -> httpx.AsyncBaseTransport:
     must never ride along to later deliveries), auth and redirect layers, which cost more
     CPU per request than the send itself.
     """
-    inner = AiohttpTransport(client=_session_factory(settings), trust_env=False)
+    inner = AiohttpTransport(_session_factory(settings))
     return _GuardedTransport(inner, settings.allowed_networks)
 
 
