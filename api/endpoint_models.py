@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from pydantic.config import JsonDict
 
 from api.schemas import ListQuery, Name, Strict, Text, Url
-from hookline.secrets import check_signing_secret
+from hookline.secrets import SignatureKind, check_signing_secret
 
 # headers hookline sets itself; an endpoint's custom headers may not replace them
 RESERVED_HEADERS = frozenset(
@@ -69,11 +69,25 @@ Timeout = Annotated[
 ]
 RateLimit = Annotated[int, Field(gt=0, le=100_000, description="Deliveries per second at most.")]
 MaxInFlight = Annotated[
-    int, Field(ge=1, le=1000, description="Deliveries in flight at once (`keyed`, `none`).")
+    int,
+    Field(
+        ge=1,
+        le=1000,
+        description="Deliveries in flight at once, across workers (`keyed`, `none`; "
+        "`strict` sends one at a time).",
+    ),
 ]
 SchemaVersion = Annotated[
     int,
     Field(ge=1, le=1_000_000, description="Receive only events of this schema version."),
+]
+Signature = Annotated[
+    SignatureKind,
+    Field(
+        description="How deliveries are signed: `hmac` (`v1`, a shared `whsec_` secret) or "
+        "`ed25519` (`v1a`, a keypair hookline makes; the subscriber gets only the `whpk_` "
+        "public key)."
+    ),
 ]
 RetrySchedule = Annotated[
     list[Annotated[float, Field(ge=0, le=7 * 86400)]],
@@ -82,6 +96,16 @@ RetrySchedule = Annotated[
         max_length=50,
         description="Seconds between attempts (+-20% jitter), one retry each; null: the "
         "installation's HOOKLINE_RETRY_SCHEDULE.",
+    ),
+]
+DisableAfter = Annotated[
+    float,
+    Field(
+        ge=1,
+        le=90 * 86400,
+        description="Seconds the endpoint may fail without a single success before hookline "
+        "disables it (warnings at 50% and 90%); null: the tenant's, else the installation's "
+        "HOOKLINE_ENDPOINT_DISABLE_AFTER (5 days).",
     ),
 ]
 
@@ -97,10 +121,12 @@ class EndpointIn(Strict):
     format: Format = "standard"
     timeout: Timeout | None = None
     rate_limit: RateLimit | None = None
-    max_in_flight: MaxInFlight = 1
+    max_in_flight: MaxInFlight = 10
     headers: Headers = Field(default_factory=dict)
     schema_version: SchemaVersion | None = None
     retry_schedule: RetrySchedule | None = None
+    signature: Signature = "hmac"
+    disable_after: DisableAfter | None = None
 
 
 def _no_default(schema: JsonDict) -> None:
@@ -120,8 +146,10 @@ def unset(description: str | None = None) -> Any:
 class EndpointPatch(Strict):
     """The fields to change; those left out stay as they are. `null` resets the nullable
     ones (`event_types`: all types; `timeout`: the global default; `rate_limit`: none;
-    `schema_version`: any; `retry_schedule`: the installation's). `headers` replaces all
-    custom headers. `status` pauses or resumes; resuming sends what waited, in order."""
+    `schema_version`: any; `retry_schedule`: the installation's; `disable_after`: the
+    tenant's). `headers` replaces all custom headers. `status` pauses or resumes; resuming
+    sends what waited, in order, and resuming a disabled endpoint answers with a
+    `replay_offer` for what it missed."""
 
     url: Url = unset()
     description: Text = unset()
@@ -136,7 +164,36 @@ class EndpointPatch(Strict):
     headers: Headers = unset()
     schema_version: SchemaVersion | None = None
     retry_schedule: RetrySchedule | None = None
+    disable_after: DisableAfter | None = None
     status: Literal["active", "paused"] = unset()
+
+
+class EndpointHealth(BaseModel):
+    """How the endpoint has been answering lately (read-only)."""
+
+    consecutive_failures: int = Field(description="Failed attempts since the last success.")
+    failing_since: datetime | None = Field(
+        description="When the first failure of the current run was sent; null: healthy."
+    )
+    disabled_at: datetime | None = Field(
+        description="When hookline last disabled it; after a re-enable, kept until the "
+        "first success."
+    )
+    warning: int = Field(
+        description="The highest warning sent for the current run, in percent of the "
+        "disable period: 0 (none), 50 or 90; 100 once disabled for it."
+    )
+
+
+class ReplayOffer(BaseModel):
+    """What a re-enabled endpoint missed while it was disabled, and where to get it."""
+
+    since: datetime = Field(description="When it was disabled (else began failing).")
+    until: datetime = Field(description="When it was re-enabled: newer events reach it.")
+    replay: str = Field(
+        description='POST `{"since", "until", "missed": true}` here (`"dry_run": true` '
+        "first, to count) to send what failed in that window and what it never got."
+    )
 
 
 class EndpointOut(BaseModel):
@@ -155,8 +212,15 @@ class EndpointOut(BaseModel):
     headers: dict[str, str]
     schema_version: int | None
     retry_schedule: list[float] | None
+    disable_after: float | None
     status: Literal["active", "paused", "disabled"]
     status_reason: str = Field(description="Why hookline paused or disabled it, if it did.")
+    signature: Signature
+    health: EndpointHealth
+    replay_offer: ReplayOffer | None = Field(
+        default=None,
+        description="Only in the answer to a PATCH that re-enabled a disabled endpoint.",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -165,15 +229,36 @@ class EndpointsQuery(ListQuery):
     subscriber: Annotated[str, Field(max_length=200)] | None = None
 
 
+class PublicKeyOut(BaseModel):
+    key: str = Field(description="`whpk_` and base64 of the raw 32-byte ed25519 public key.")
+    expires_at: datetime | None = Field(
+        description="When it stops signing (a rotation's grace period ends); null: current."
+    )
+
+
 class SecretOut(BaseModel):
-    key: str = Field(description="The current signing secret, `whsec_...`.")
+    key: str = Field(
+        description="What the subscriber verifies with: the current signing secret "
+        "`whsec_...` (`hmac`), or the current public key `whpk_...` (`ed25519`). An ed25519 "
+        "private key is never shown."
+    )
+    signature: Signature
+    public_keys: list[PublicKeyOut] = Field(
+        description="Every ed25519 public key still signing, newest first: during a "
+        "rotation's grace period the replaced key signs beside the new one. Trust them all."
+    )
 
 
 class SecretRotateIn(Strict):
     key: Annotated[str, Field(max_length=100), AfterValidator(check_signing_secret)] | None = Field(
         default=None,
-        description="The new secret, `whsec_` and base64 of 24 to 64 bytes; "
-        "absent: a new random one.",
+        description="The new HMAC secret, `whsec_` and base64 of 24 to 64 bytes; absent: a "
+        "new random secret or keypair. ed25519 keypairs are always made by hookline.",
+    )
+    signature: SignatureKind | None = Field(
+        default=None,
+        description="Switch how deliveries are signed (`hmac` or `ed25519`); absent: as the "
+        "current secret does. Old and new sign side by side for the grace period.",
     )
 
 

@@ -43,8 +43,10 @@ _FIELDS = (
     "max_in_flight",
     "schema_version",
     "retry_schedule",
+    "disable_after",
     "status",
     "status_reason",
+    "signature",
     "created_at",
     "updated_at",
 )
@@ -53,6 +55,12 @@ _FIELDS = (
 def endpoint_shape(row: Row) -> dict[str, Any]:
     shaped = {field: row[field] for field in _FIELDS}
     shaped["headers"] = orjson.Fragment(row["headers"])
+    shaped["health"] = {
+        "consecutive_failures": row["consecutive_failures"],
+        "failing_since": row["failing_since"],
+        "disabled_at": row["disabled_at"],
+        "warning": row["health_warning"],
+    }
     return shaped
 
 
@@ -95,6 +103,8 @@ async def update(request: Request) -> Response:
 
     `{"status": "paused"}` stops sending (an attempt in flight finishes); `{"status":
     "active"}` resumes a paused or disabled endpoint and sends what waited, in order.
+    Re-enabling a disabled endpoint starts its health afresh and answers with a
+    `replay_offer`: the window of events it missed and where to replay them.
     A new `ordering` applies to events ingested from then on; deliveries already pending
     drain in their old lanes first.
     """
@@ -106,7 +116,14 @@ async def update(request: Request) -> Response:
     )
     if changes.get("status") == "active":
         svc.doorbell.ring()
-    return JSON(endpoint_shape(updated))
+    shaped = endpoint_shape(updated)
+    if updated["replay_since"] is not None:
+        shaped["replay_offer"] = {
+            "since": updated["replay_since"],
+            "until": updated["updated_at"],
+            "replay": f"/v1/endpoints/{updated['id']}/replay",
+        }
+    return JSON(shaped)
 
 
 async def delete(request: Request) -> Response:
@@ -118,13 +135,19 @@ async def delete(request: Request) -> Response:
 
 
 async def secret(request: Request) -> Response:
+    """The key the subscriber verifies signatures with: the `whsec_` secret of an `hmac`
+    endpoint, or the `whpk_` public key of an `ed25519` one (its private key never leaves
+    hookline); `public_keys` lists every ed25519 public key still signing."""
     owner = await tenant(request)
-    key = await kernel.current_secret(services(request).pool, owner.id, request.path_params["id"])
-    return JSON({"key": key})
+    keys = await kernel.signing_keys(services(request).pool, owner.id, request.path_params["id"])
+    return JSON(keys)
 
 
 async def rotate_secret(request: Request) -> Response:
-    """Make a new signing secret current (the given `key`, or a random one) and return it.
+    """Make a new signing secret current (the given `key`, or a random secret or keypair of
+    the `signature` kind, by default the current one's) and return the keys as
+    `GET .../secret` does. `{"signature": "ed25519"}` switches an endpoint to ed25519,
+    `{"signature": "hmac"}` back.
 
     The replaced secret keeps signing beside the new one for the grace period
     (`HOOKLINE_SECRET_ROTATION_GRACE`, 24 h by default): each delivery meanwhile carries one
@@ -134,14 +157,15 @@ async def rotate_secret(request: Request) -> Response:
     owner = await tenant(request)
     body = await _read_optional(request, SecretRotateIn)
     svc = services(request)
-    key = await kernel.rotate_secret(
+    keys = await kernel.rotate_secret(
         svc.pool,
         owner.id,
         request.path_params["id"],
         svc.settings.secret_rotation_grace,
         body.key,
+        body.signature,
     )
-    return JSON({"key": key})
+    return JSON(keys)
 
 
 async def send_test(request: Request) -> Response:
@@ -216,7 +240,7 @@ routes = [
         "GET",
         "/v1/endpoints/{id}/secret",
         secret,
-        summary="Reveal the signing secret",
+        summary="Reveal the signing secret or public key",
         tag=TAG,
         response=SecretOut,
         errors=(404,),

@@ -34,6 +34,8 @@ import asyncpg
 import httpx
 
 from delivery.attempt import AttemptResult, redacted, send
+from delivery.health import publish_notices_safely, record_health
+from delivery.pacing import Candidate, Pace, admit, advance
 from delivery.request import build_request
 from delivery.retries import Decision, decide
 from hookline.db import Pool, Queries
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 SQL = Queries(Path(__file__).resolve().parent / "sql")
 _RECORD_BATCH = 500
+_UNPARK_EVERY = 30.0  # seconds between looks for lanes parked with a stale view
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,13 @@ _OUTAGE = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # shutdown, restart in progress
     asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
+    # a pooled connection the server dropped (a restart) is handed out before asyncpg
+    # has noticed: its next query fails with this, not with a connection error
+    asyncpg.exceptions.InternalClientError,
 )
+# What claiming and looking for due work may meet: logged, retried after a sweep, never the
+# end of the claim loop (a worker whose loop died would stay idle until restarted).
+_UNAVAILABLE = (*_OUTAGE, asyncpg.PostgresError)
 
 _EXPIRED = Decision("cancelled", 0, None, None, "the event expired before it was delivered")
 
@@ -86,7 +95,11 @@ class Dispatcher:
         self._outcomes: asyncio.Queue[list[Outcome]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._slot = asyncio.Event()
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], str] = {}  # lane task -> endpoint id
+        self._busy: dict[str, int] = {}  # endpoint id -> its lanes this worker has in flight
+        # one endpoint may hold at most a quarter of this worker's slots
+        self._local_cap = max(1, settings.worker_concurrency // 4)
+        self._next_unpark = 0.0
         self._stopping = False
 
     def wake(self) -> None:
@@ -100,7 +113,7 @@ class Dispatcher:
             await self._claim_loop()
         finally:
             if self._in_flight:
-                await asyncio.wait(self._in_flight)
+                await asyncio.wait(set(self._in_flight))
             await self._outcomes.join()
             recorder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -126,14 +139,8 @@ class Dispatcher:
             want = min(free, settings.claim_batch)
             self._wake.clear()
             try:
-                jobs = await self._pool.fetch(
-                    SQL["claim_lanes"],
-                    want,
-                    settings.delivery_timeout,
-                    settings.lease_margin,
-                    settings.lane_batch,
-                )
-            except (OSError, asyncpg.PostgresError) as exc:
+                jobs = await self._claim(want)
+            except _UNAVAILABLE as exc:
                 log.warning("claim failed (%s); retrying after %ss", exc, settings.sweep_interval)
                 await self._sleep(settings.sweep_interval)
                 continue
@@ -141,18 +148,99 @@ class Dispatcher:
             for job in jobs:  # ordered by lane, then sequence
                 lanes.setdefault(job["lane_id"], []).append(job)
             for run in lanes.values():
+                endpoint = run[0]["endpoint_id"]
+                self._busy[endpoint] = self._busy.get(endpoint, 0) + 1
                 task = asyncio.create_task(self._run_lane(run))
-                self._in_flight.add(task)
+                self._in_flight[task] = endpoint
                 task.add_done_callback(self._done)
             if len(lanes) < want:
                 await self._sleep(await self._idle_time())
+            await self._unpark_now_and_then()
+
+    def _saturated(self) -> list[str]:
+        """Endpoints holding as many of this worker's slots as one endpoint may."""
+        return [e for e, n in self._busy.items() if n >= self._local_cap]
+
+    async def _claim(self, want: int) -> list[asyncpg.Record]:
+        """Lease up to ``want`` due lanes within their endpoints' limits; return the
+        deliveries to send, by lane in sequence order."""
+        settings = self._settings
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(SQL["claim_lock"])
+            picked = await conn.fetch(SQL["pick_lanes"], want, self._saturated())
+            if not picked:
+                return []
+            admission = admit(
+                [
+                    Candidate(
+                        r["lane_id"],
+                        r["endpoint_id"],
+                        r["active"],
+                        r["cap"],
+                        r["busy"],
+                        r["rate"],
+                        r["tat"],
+                    )
+                    for r in picked
+                ],
+                now=picked[0]["now"],
+                lane_batch=settings.lane_batch,
+                local_busy=self._busy,
+                local_cap=self._local_cap,
+            )
+            if admission.park:
+                await conn.execute(SQL["park_lanes"], admission.park)
+            if not admission.lease:
+                return []
+            jobs = await conn.fetch(
+                SQL["lease_lanes"],
+                list(admission.lease),
+                list(admission.lease.values()),
+                settings.delivery_timeout,
+                settings.lease_margin,
+            )
+            paces = self._paces(picked, jobs)
+            if paces:
+                await conn.execute(
+                    SQL["pace_endpoints"],
+                    list(paces),
+                    [p.tat for p in paces.values()],
+                    [p.free_at for p in paces.values()],
+                )
+        return jobs
+
+    @staticmethod
+    def _paces(picked: list[asyncpg.Record], jobs: list[asyncpg.Record]) -> dict[str, Pace]:
+        """The new pace of every rate-limited endpoint this claim handed deliveries to."""
+        limited = {r["endpoint_id"]: r for r in picked if r["rate"] is not None}
+        sent: dict[str, int] = {}
+        for job in jobs:
+            if job["endpoint_id"] in limited:
+                sent[job["endpoint_id"]] = sent.get(job["endpoint_id"], 0) + 1
+        return {
+            endpoint: advance(
+                limited[endpoint]["rate"], limited[endpoint]["tat"], limited[endpoint]["now"], n
+            )
+            for endpoint, n in sent.items()
+        }
+
+    async def _unpark_now_and_then(self) -> None:
+        if time.monotonic() < self._next_unpark:
+            return
+        self._next_unpark = time.monotonic() + _UNPARK_EVERY
+        try:
+            await self._pool.execute(SQL["unpark_resumed"])
+        except _UNAVAILABLE as exc:
+            log.warning("looking for lanes parked by mistake failed (%s)", exc)
 
     async def _idle_time(self) -> float:
         """Seconds until the next lane falls due, at most one sweep interval."""
         interval = self._settings.sweep_interval
         try:
-            due: datetime | None = await self._pool.fetchval(SQL["next_ready_at"])
-        except (OSError, asyncpg.PostgresError):
+            due: datetime | None = await self._pool.fetchval(
+                SQL["next_ready_at"], self._saturated()
+            )
+        except _UNAVAILABLE:
             return interval
         if due is None:
             return interval
@@ -166,7 +254,13 @@ class Dispatcher:
                 await self._wake.wait()
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        endpoint = self._in_flight.pop(task, None)
+        if endpoint is not None:
+            left = self._busy.get(endpoint, 0) - 1
+            if left > 0:
+                self._busy[endpoint] = left
+            else:
+                self._busy.pop(endpoint, None)
         self._slot.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("attempt task crashed", exc_info=task.exception())
@@ -268,8 +362,12 @@ class Dispatcher:
                     for outcome in batch:
                         await self._record_safely([outcome])
                     return
-                await self._record_stripped(batch[0], exc)
-                return
+                try:
+                    await self._record_stripped(batch[0], exc)
+                    return
+                except _OUTAGE as outage:  # then the database went away: retry it all
+                    log.warning("recording a result failed (%s); retrying", outage)
+                    await asyncio.sleep(self._settings.sweep_interval)
 
     async def _record_stripped(self, outcome: Outcome, exc: Exception) -> None:
         """Keep the facts of an attempt whose details the database refused: what the
@@ -320,7 +418,9 @@ class Dispatcher:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(SQL["lock_lanes"], lanes)  # before any row they guard
             await conn.execute(SQL["record_attempts"], *columns)
-            for o in batch:
+            # endpoint rows next, each statement in id order (as record_health locks them)
+            notices = await record_health(conn, batch, self._settings.endpoint_disable_after)
+            for o in sorted(batch, key=lambda o: str(o.job["endpoint_id"])):
                 if o.decision.endpoint_action is not None:
                     status = "disabled" if o.decision.endpoint_action == "disable" else "paused"
                     await conn.execute(
@@ -328,5 +428,9 @@ class Dispatcher:
                         o.job["endpoint_id"],
                         status,
                         o.decision.reason,
+                        o.result.status_code if o.result else None,
                     )
+                    notices += status == "disabled"
             await conn.execute(SQL["release_lanes"], lanes, leases)
+        if notices:  # committed: tell the operational endpoints now, not at the next sweep
+            await publish_notices_safely(self._pool)

@@ -23,8 +23,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from delivery.dispatcher import SQL, Dispatcher
+from delivery.health import publish_notices_safely
+from delivery.replayer import Replayer
 from hookline import doorbell
 from hookline.db import QUERIES, Pool
+from hookline.doorbell import Doorbell
 from hookline.metrics import Metrics
 from hookline.settings import Settings
 
@@ -80,6 +83,17 @@ async def _keep_arq_running(settings: Settings, pool: Pool, retry_delay: float) 
         await asyncio.sleep(retry_delay)
 
 
+async def _publish_notices_now_and_then(
+    pool: Pool, interval: float, wake: Callable[[], None]
+) -> None:
+    # recording publishes the notices it writes; this catches those a crash or an outage
+    # left in the outbox between the two
+    while True:
+        await asyncio.sleep(interval)
+        if await publish_notices_safely(pool):
+            wake()  # the operational events' lanes are due now
+
+
 async def _ring_listener(redis: Redis, namespace: str, wake: Callable[[], None]) -> None:
     async for _ in doorbell.listen(redis, namespace):
         wake()
@@ -104,6 +118,11 @@ async def run_worker(
     helpers = [
         asyncio.create_task(_ring_listener(redis, settings.namespace, dispatcher.wake)),
         asyncio.create_task(_keep_arq_running(settings, pool, settings.sweep_interval)),
+        # replay jobs, each queued a chunk at a time at its own rate
+        asyncio.create_task(Replayer(settings, pool, Doorbell(redis, settings.namespace)).run()),
+        asyncio.create_task(
+            _publish_notices_now_and_then(pool, settings.sweep_interval, dispatcher.wake)
+        ),
     ]
     run = asyncio.create_task(dispatcher.run(), name="hookline-dispatcher")
     stop = asyncio.Event()

@@ -38,6 +38,7 @@ PATCHABLE = (
     "schema_version",
     "status",
     "retry_schedule",
+    "disable_after",
 )
 
 #: Replaced signing secrets kept at most after a rotation (PRODUCT: at most 10 old keys).
@@ -67,7 +68,8 @@ def _unknown_subscriber(uid: str) -> InvalidInput:
 async def create_endpoint(
     pool: Pool, tenant_id: str, allowed: Sequence[IPNetwork], fields: Mapping[str, Any]
 ) -> Row:
-    """Register an endpoint after checking its URL against SSRF; it gets a new secret.
+    """Register an endpoint after checking its URL against SSRF; it gets a new secret of
+    the kind ``fields["signature"]`` names (``hmac`` unless given), or an ed25519 keypair.
 
     ``fields`` are the validated API fields (see ``api.endpoint_models.EndpointIn``).
     """
@@ -90,8 +92,9 @@ async def create_endpoint(
                 fields["max_in_flight"],
                 fields["headers"],
                 fields.get("schema_version"),
-                secrets.new_signing_secret(),
+                secrets.new_secret(fields.get("signature", "hmac")),
                 fields.get("retry_schedule"),
+                fields.get("disable_after"),
             )
         )
     except asyncpg.ForeignKeyViolationError:  # the subscriber was deleted meanwhile
@@ -125,7 +128,9 @@ async def update_endpoint(
     """Change the fields in ``changes`` (any of :data:`PATCHABLE`) and leave the others.
 
     A new ``url`` is checked against SSRF as at registration. ``status`` may be set to
-    ``paused`` or ``active``; a disabled endpoint can be made active again too.
+    ``paused`` or ``active``; a disabled endpoint can be made active again too: its
+    health starts afresh (a failure then starts a new run) and the row's ``replay_since``
+    says from when it missed events (None unless this re-enabled a disabled endpoint).
 
     Pausing needs nothing more: a claim parks the lanes of an endpoint that is not active,
     and an attempt already in flight finishes. Resuming locks the endpoint's parked lanes
@@ -216,33 +221,73 @@ async def delete_stopped_endpoints(
         await asyncio.sleep(_DELETE_POLL)
 
 
-async def current_secret(pool: Pool, tenant_id: str, endpoint_id: str) -> str:
-    secret = await pool.fetchval(QUERIES["current_secret"], tenant_id, endpoint_id)
-    if secret is None:
+def _shown_keys(valid: Sequence[asyncpg.Record]) -> Row:
+    """What a subscriber may see of an endpoint's signing secrets (newest first): the key
+    to verify with, how it signs, and every ed25519 public key still signing. A ``whsk_``
+    private key never leaves this function."""
+    current = valid[0]["secret"]
+    return {
+        "key": secrets.verifying_key(current),
+        "signature": secrets.signature_kind(current),
+        "public_keys": [
+            {"key": secrets.public_key(r["secret"]), "expires_at": r["expires_at"]}
+            for r in valid
+            if secrets.signature_kind(r["secret"]) == "ed25519"
+        ],
+    }
+
+
+async def signing_keys(pool: Pool, tenant_id: str, endpoint_id: str) -> Row:
+    """The endpoint's verifying keys as :func:`_shown_keys` gives them."""
+    valid = await pool.fetch(QUERIES["signing_secrets"], tenant_id, endpoint_id)
+    if not valid:
         raise NotFound(f"no endpoint {endpoint_id!r}")
-    return str(secret)
+    return _shown_keys(valid)
+
+
+def _new_secret(current: str, new: str | None, kind: secrets.SignatureKind | None) -> str:
+    try:
+        if new is None:
+            return secrets.new_secret(kind or secrets.signature_kind(current))
+        if kind == "ed25519":
+            raise ValueError(
+                "hookline makes ed25519 keys itself, so no private key travels: "
+                'send {"signature": "ed25519"} without a key'
+            )
+        return secrets.check_signing_secret(new)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), errors=[{"loc": ["body", "key"], "msg": str(exc)}]) from None
 
 
 async def rotate_secret(
-    pool: Pool, tenant_id: str, endpoint_id: str, grace: float, new: str | None = None
-) -> str:
-    """Make ``new`` (or a fresh secret) the endpoint's current signing secret; return it.
+    pool: Pool,
+    tenant_id: str,
+    endpoint_id: str,
+    grace: float,
+    new: str | None = None,
+    kind: secrets.SignatureKind | None = None,
+) -> Row:
+    """Make a new signing secret current; return the keys as :func:`signing_keys` does.
 
-    The replaced secret keeps signing beside it for ``grace`` seconds, so receivers can
-    switch without dropping a request: every delivery meanwhile carries one signature per
-    valid secret. At most :data:`OLD_SECRETS_KEPT` replaced secrets are kept; the oldest
-    go first.
+    The new secret is ``new`` (a chosen ``whsec_``), else a fresh one of ``kind``, else of
+    the current secret's kind: ``kind`` switches between HMAC and ed25519, whose keypairs
+    hookline always makes itself. The replaced secret keeps signing beside it for
+    ``grace`` seconds, so receivers can switch without dropping a request: every delivery
+    meanwhile carries one signature per valid secret (``v1`` and ``v1a`` side by side when
+    the kind changed). At most :data:`OLD_SECRETS_KEPT` replaced secrets are kept; the
+    oldest go first.
     """
-    try:
-        secret = secrets.new_signing_secret() if new is None else secrets.check_signing_secret(new)
-    except ValueError as exc:
-        raise InvalidInput(str(exc), errors=[{"loc": ["body", "key"], "msg": str(exc)}]) from None
-    rotated = await pool.fetchval(
-        QUERIES["rotate_secret"], tenant_id, endpoint_id, secret, grace, OLD_SECRETS_KEPT
-    )
-    if rotated is None:
-        raise NotFound(f"no endpoint {endpoint_id!r}")
-    return str(rotated)
+    async with pool.acquire() as conn, conn.transaction():
+        # the endpoint stays locked to the end, so the kind read is the kind replaced
+        current = await conn.fetchval(QUERIES["lock_current_secret"], tenant_id, endpoint_id)
+        if current is None:
+            raise NotFound(f"no endpoint {endpoint_id!r}")
+        secret = _new_secret(current, new, kind)
+        await conn.execute(
+            QUERIES["rotate_secret"], tenant_id, endpoint_id, secret, grace, OLD_SECRETS_KEPT
+        )
+        valid = await conn.fetch(QUERIES["signing_secrets"], tenant_id, endpoint_id)
+    return _shown_keys(valid)
 
 
 async def send_test_event(

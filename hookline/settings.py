@@ -8,7 +8,9 @@ names the variable, so a process stops at start with something a person can act 
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
@@ -63,10 +65,17 @@ class Settings(BaseSettings):
             86400.0,
         ]
     )
+    # How long an endpoint may fail without a single success before hookline disables it,
+    # seconds (5 days, as Svix); warnings go out at half and at 90% of it. A tenant or an
+    # endpoint may set its own.
+    endpoint_disable_after: float = Field(default=5 * 86400.0, gt=0)
     # Longest wait a receiver's Retry-After (on 429/503) may ask for, seconds.
     retry_after_cap: float = Field(default=3600.0, gt=0)
     # Default total deadline of one attempt (connect + send + response body), seconds.
     delivery_timeout: float = Field(default=15.0, gt=0, le=30)
+    # A PEM file of certificate authorities trusted for HTTPS deliveries besides the
+    # system's (a private CA of internal receivers). Certificates are always verified.
+    tls_ca_file: Path | None = None
     # Response bytes kept and read at most; a larger body is cut off, not waited for.
     response_max_bytes: int = Field(default=64 * 1024, ge=1024)
     # How long a claimed lane stays leased beyond the attempt deadline before another
@@ -84,6 +93,9 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(default=1.0, gt=0)
     # Prefix of Redis keys and channels, so several installations can share one Redis.
     namespace: str = Field(default="hookline", pattern=r"^[A-Za-z0-9_.:-]+$")
+    # Deliveries a replay queues per second unless it asks for another rate (at most
+    # 1000): slow enough that a large replay leaves room for live deliveries.
+    replay_rate: int = Field(default=50, ge=1, le=1000)
     # Lifetime of the signed link in thin payloads, seconds.
     fetch_link_ttl: int = Field(default=7 * 24 * 3600, ge=60)
     # Events a tenant may ingest per second (single and batch together), counted across
@@ -109,6 +121,16 @@ class Settings(BaseSettings):
     def _networks_parse(cls, value: list[str]) -> list[str]:
         for item in value:
             ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _ca_file_loads(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                ssl.create_default_context(cafile=str(value))
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"cannot load certificates from {value}: {exc}") from None
         return value
 
     @field_validator("retry_schedule")

@@ -1,17 +1,45 @@
--- name: claim_lanes
--- Lease up to $1 due lanes and return, in sequence order, the head delivery of each and up
--- to $4 - 1 followers that are due too, with what is needed to send them. The worker sends
--- a lane's rows one after another and stops at the first failure, so the lease covers two
--- attempt deadlines (it starts no attempt after the first deadline has passed).
--- A lane with nothing to send, or whose endpoint is no longer active, is parked
--- (ready_at NULL) instead. SKIP LOCKED: lanes an ingest or another worker holds are left.
--- $1 limit, $2 default attempt timeout (s), $3 lease margin (s), $4 deliveries per lane
+-- name: claim_lock
+-- Claims take turns (a transaction-level lock, released at commit), so the in-flight
+-- counts and paces a claim reads are not raced past by another worker's claim.
+SELECT pg_advisory_xact_lock(hashtext('hookline:claim'));
+
+-- name: pick_lanes
+-- Up to $1 due, idle lanes, oldest first, with what their endpoint allows: its cap of
+-- lanes in flight (one for strict), how many are leased now, its rate limit and pace.
+-- Lanes of endpoints that cannot take another lane now are skipped. SKIP LOCKED: lanes an
+-- ingest or a recording holds are left. The locks last until the claim commits.
+-- $1 limit, $2 endpoints this worker will not take more of now (its own cap)
+SELECT l.id AS lane_id, l.endpoint_id, e.status = 'active' AS active,
+       CASE WHEN e.ordering = 'strict' THEN 1 ELSE e.max_in_flight END AS cap,
+       (SELECT count(*) FROM lanes b
+        WHERE b.endpoint_id = l.endpoint_id AND b.lease_until > now()) AS busy,
+       e.rate_limit AS rate, p.tat, now() AS now
+FROM lanes l
+JOIN endpoints e ON e.id = l.endpoint_id
+LEFT JOIN endpoint_pace p ON p.endpoint_id = l.endpoint_id
+WHERE l.ready_at <= now() AND (l.lease_until IS NULL OR l.lease_until < now())
+  AND l.endpoint_id NOT IN (SELECT hookline_blocked_endpoints())
+  AND NOT l.endpoint_id = ANY ($2::text[])
+ORDER BY l.ready_at
+LIMIT $1
+FOR UPDATE OF l SKIP LOCKED;
+
+-- name: park_lanes
+-- Take lanes off the schedule whose endpoint is paused or disabled (resuming schedules
+-- them again). The status is read afresh, not from the claim's first look. $1 lane ids
+UPDATE lanes l SET ready_at = NULL
+FROM endpoints e
+WHERE l.id = ANY ($1::bigint[]) AND e.id = l.endpoint_id AND e.status <> 'active';
+
+-- name: lease_lanes
+-- Lease the given lanes and return, in sequence order, the head delivery of each and the
+-- followers that are due too (at most $2[i] deliveries for lane $1[i]), with what is
+-- needed to send them. The worker sends a lane's rows one after another and stops at the
+-- first failure, so the lease covers two attempt deadlines (it starts no attempt after
+-- the first deadline has passed). A lane with nothing to send is parked (ready_at NULL).
+-- $1 lane ids, $2 deliveries per lane, $3 default attempt timeout (s), $4 lease margin (s)
 WITH picked AS (
-    SELECT id FROM lanes
-    WHERE ready_at <= now() AND (lease_until IS NULL OR lease_until < now())
-    ORDER BY ready_at
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
+    SELECT * FROM unnest($1::bigint[], $2::int[]) AS p(id, n)
 ), run AS (
     SELECT p.id AS lane_id, r.id, r.seq
     FROM picked p CROSS JOIN LATERAL (
@@ -19,7 +47,7 @@ WITH picked AS (
                count(*) FILTER (WHERE d.next_attempt_at > now()) OVER w AS waiting
         FROM (SELECT * FROM deliveries d
               WHERE d.lane_id = p.id AND d.status IN ('pending', 'retrying')
-              ORDER BY d.seq LIMIT $4) d
+              ORDER BY d.seq LIMIT p.n) d
         WINDOW w AS (ORDER BY d.seq)
     ) r
     -- the head is due because its lane is; followers only while every one before is due
@@ -27,17 +55,15 @@ WITH picked AS (
 ), leased AS (
     UPDATE lanes l
     SET lease_no = l.lease_no + 1,
-        lease_until = CASE WHEN e.status = 'active' AND EXISTS (
-                               SELECT 1 FROM run WHERE run.lane_id = l.id)
+        lease_until = CASE WHEN EXISTS (SELECT 1 FROM run WHERE run.lane_id = l.id)
                            THEN now() + make_interval(
-                               secs => 2 * coalesce(e.timeout, t.delivery_timeout, $2) + $3)
+                               secs => 2 * coalesce(e.timeout, t.delivery_timeout, $3) + $4)
                       END,
-        ready_at = CASE WHEN e.status = 'active' AND EXISTS (
-                            SELECT 1 FROM run WHERE run.lane_id = l.id)
+        ready_at = CASE WHEN EXISTS (SELECT 1 FROM run WHERE run.lane_id = l.id)
                         THEN l.ready_at END
     FROM picked p, endpoints e, tenants t
     WHERE l.id = p.id AND e.id = l.endpoint_id AND t.id = e.tenant_id
-    RETURNING l.id AS lane_id, l.lease_no, e.status AS endpoint_status
+    RETURNING l.id AS lane_id, l.lease_no
 )
 SELECT x.lane_id, x.lease_no, d.id AS delivery_id, d.seq, d.attempts, d.retries_used,
        d.tenant_id, ev.ordering_key,
@@ -58,13 +84,40 @@ JOIN deliveries d ON d.id = run.id
 JOIN events ev ON ev.id = d.event_id
 JOIN endpoints e ON e.id = d.endpoint_id
 JOIN tenants t ON t.id = e.tenant_id
-WHERE x.endpoint_status = 'active'
 ORDER BY x.lane_id, d.seq;
 
+-- name: pace_endpoints
+-- Record the pace of rate-limited endpoints after a claim handed deliveries out.
+-- $1 endpoint ids, $2 theoretical arrival times, $3 free from
+INSERT INTO endpoint_pace (endpoint_id, tat, free_at)
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[])
+ON CONFLICT (endpoint_id) DO UPDATE SET tat = excluded.tat, free_at = excluded.free_at;
+
 -- name: next_ready_at
--- When the earliest idle lane falls due (NULL: nothing scheduled). No parameters.
-SELECT min(ready_at) FROM lanes
-WHERE ready_at IS NOT NULL AND (lease_until IS NULL OR lease_until < now());
+-- When a claim may next find work (NULL: nothing scheduled): the earliest idle lane of an
+-- endpoint that can take one, or the moment a rate-limited endpoint may send again.
+-- $1 endpoints this worker will not take more of now
+SELECT least(
+    (SELECT min(ready_at) FROM lanes
+     WHERE ready_at IS NOT NULL AND (lease_until IS NULL OR lease_until < now())
+       AND endpoint_id NOT IN (SELECT hookline_blocked_endpoints())
+       AND NOT endpoint_id = ANY ($1::text[])),
+    (SELECT min(free_at) FROM endpoint_pace WHERE free_at > now()));
+
+-- name: unpark_resumed
+-- A safety net for a claim or recording that parked a lane with a stale view of its
+-- endpoint while the endpoint was being resumed: schedule the lanes of recently resumed
+-- endpoints that have something to send but no due time. Locks in the usual order.
+WITH stuck AS (
+    SELECT l.id FROM lanes l JOIN endpoints e ON e.id = l.endpoint_id
+    WHERE e.status = 'active' AND e.updated_at > now() - interval '10 minutes'
+      AND l.ready_at IS NULL AND l.lease_until IS NULL
+      AND hookline_head_due(l.id) IS NOT NULL
+    ORDER BY l.endpoint_id, l.key
+    FOR UPDATE OF l SKIP LOCKED
+)
+UPDATE lanes l SET ready_at = hookline_head_due(l.id)
+FROM stuck WHERE l.id = stuck.id AND l.ready_at IS NULL AND l.lease_until IS NULL;
 
 -- name: lock_lanes
 -- Lock lanes in the order every writer uses, before recording results. $1 lane ids
@@ -110,9 +163,25 @@ SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM appended) AS
 
 -- name: set_endpoint_status
 -- Pause or disable an endpoint from the delivery path (410 Gone, exhausted with
--- on_exhausted=pause). $1 endpoint id, $2 status, $3 reason
-UPDATE endpoints SET status = $2, status_reason = $3, updated_at = now()
-WHERE id = $1 AND status = 'active';
+-- on_exhausted=pause). Disabling records when and writes an endpoint.disabled notice
+-- for the tenant's operational endpoint, if it has one (see delivery/sql/health.sql).
+-- $1 endpoint id, $2 status, $3 reason, $4 the HTTP status of the attempt that decided it
+WITH ep AS (
+    UPDATE endpoints SET status = $2::text, status_reason = $3, updated_at = now(),
+        disabled_at = CASE WHEN $2::text = 'disabled' THEN now() ELSE disabled_at END
+    WHERE id = $1 AND status = 'active'
+    RETURNING id, tenant_id, url, subscriber_id, failing_since, consecutive_failures,
+              status, status_reason
+)
+INSERT INTO operational_notices (tenant_id, endpoint_id, type, data)
+SELECT ep.tenant_id, ep.id, 'endpoint.disabled', jsonb_build_object(
+           'endpoint_id', ep.id, 'url', ep.url, 'subscriber', s.uid,
+           'failing_since', hookline_iso_time(ep.failing_since),
+           'consecutive_failures', ep.consecutive_failures,
+           'last_status', $4::int, 'last_error', NULL,
+           'disabled_at', hookline_iso_time(now()), 'reason', ep.status_reason)
+FROM ep JOIN subscribers s ON s.id = ep.subscriber_id JOIN tenants t ON t.id = ep.tenant_id
+WHERE ep.status = 'disabled' AND t.operational_endpoint_id <> ep.id;
 
 -- name: release_lanes
 -- End the leases that are still ours and schedule each lane by its new head (NULL when

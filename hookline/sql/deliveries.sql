@@ -41,12 +41,17 @@ FOR UPDATE OF l;
 -- name: retry_delivery
 -- Put a dead-lettered or cancelled delivery back for one immediate attempt and wake its
 -- lane. In a strict lane it becomes the head again: it goes before anything newer.
--- $1 tenant_id, $2 delivery id, $3 retries allowed on the schedule (its length)
+-- One attempt: retries_used is set to the length of the schedule that applies (the
+-- endpoint's own, else its tenant's, else the installation's), so a failure ends it.
+-- $1 tenant_id, $2 delivery id, $3 the installation's schedule length
 WITH d AS (
-    UPDATE deliveries SET status = 'pending', next_attempt_at = now(), retries_used = $3,
-                          updated_at = now()
-    WHERE tenant_id = $1 AND id = $2 AND status IN ('failed', 'cancelled')
-    RETURNING lane_id
+    UPDATE deliveries dl
+    SET status = 'pending', next_attempt_at = now(), updated_at = now(),
+        retries_used = coalesce(cardinality(e.retry_schedule), cardinality(t.retry_schedule), $3)
+    FROM endpoints e, tenants t
+    WHERE dl.tenant_id = $1 AND dl.id = $2 AND dl.status IN ('failed', 'cancelled')
+      AND e.id = dl.endpoint_id AND t.id = e.tenant_id
+    RETURNING dl.lane_id
 )
 UPDATE lanes l SET ready_at = LEAST(coalesce(l.ready_at, now()), now())
 FROM d WHERE l.id = d.lane_id

@@ -3,42 +3,61 @@
 -- $1 tenant_id, $2 subscriber uid, $3 url, $4 description, $5 event_types or NULL,
 -- $6 ordering, $7 on_exhausted, $8 payload, $9 format, $10 timeout or NULL,
 -- $11 rate_limit or NULL, $12 max_in_flight, $13 headers, $14 schema_version or NULL,
--- $15 secret, $16 retry_schedule or NULL
+-- $15 secret, $16 retry_schedule or NULL, $17 disable_after or NULL. `signature`: how it signs, told by the secret's
+-- prefix (whsk_: ed25519, else hmac), as in the queries below.
 WITH sub AS (
     SELECT id FROM subscribers WHERE tenant_id = $1 AND uid = $2
 ), ep AS (
     INSERT INTO endpoints (tenant_id, subscriber_id, url, description, event_types, ordering,
                            on_exhausted, payload, format, timeout, rate_limit, max_in_flight,
-                           headers, schema_version, retry_schedule)
-    SELECT $1, sub.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16 FROM sub
+                           headers, schema_version, retry_schedule, disable_after)
+    SELECT $1, sub.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $16, $17
+    FROM sub
     RETURNING *
 ), secret AS (
     INSERT INTO endpoint_secrets (endpoint_id, secret) SELECT id, $15 FROM ep
 )
-SELECT ep.*, $2::text AS subscriber FROM ep;
+SELECT ep.*, $2::text AS subscriber,
+       CASE WHEN starts_with($15, 'whsk_') THEN 'ed25519' ELSE 'hmac' END AS signature
+FROM ep;
 
 -- name: get_endpoint
--- One endpoint. $1 tenant_id, $2 endpoint id
-SELECT e.*, s.uid AS subscriber
+-- One endpoint, with how its current secret signs. $1 tenant_id, $2 endpoint id
+SELECT e.*, s.uid AS subscriber,
+       (SELECT CASE WHEN starts_with(k.secret, 'whsk_') THEN 'ed25519' ELSE 'hmac' END
+        FROM endpoint_secrets k WHERE k.endpoint_id = e.id
+        ORDER BY k.created_at DESC LIMIT 1) AS signature
 FROM endpoints e JOIN subscribers s ON s.id = e.subscriber_id
 WHERE e.tenant_id = $1 AND e.id = $2;
 
 -- name: list_endpoints
 -- A page of endpoints, newest first. $1 tenant_id, $2 subscriber uid or NULL,
 -- $3 cursor id or NULL, $4 limit
-SELECT e.*, s.uid AS subscriber
+SELECT e.*, s.uid AS subscriber,
+       (SELECT CASE WHEN starts_with(k.secret, 'whsk_') THEN 'ed25519' ELSE 'hmac' END
+        FROM endpoint_secrets k WHERE k.endpoint_id = e.id
+        ORDER BY k.created_at DESC LIMIT 1) AS signature
 FROM endpoints e JOIN subscribers s ON s.id = e.subscriber_id
 WHERE e.tenant_id = $1 AND ($2::text IS NULL OR s.uid = $2) AND ($3::text IS NULL OR e.id < $3)
 ORDER BY e.id DESC LIMIT $4;
 
 -- name: update_endpoint
 -- Change the named fields of an endpoint and leave the others; a status set through the
--- API clears the reason the system gave for the last one. No row: no such endpoint.
+-- API clears the reason the system gave for the last one. Re-enabling a disabled endpoint
+-- starts its health afresh (disabled_at stays until the first success reports the
+-- recovery) and returns replay_since: from when it missed events (else NULL).
+-- No row: no such endpoint.
 -- $1 tenant_id, $2 endpoint id, $3 names of the fields to change, $4 url, $5 description,
 -- $6 event_types, $7 ordering, $8 on_exhausted, $9 payload, $10 format, $11 timeout,
 -- $12 rate_limit, $13 max_in_flight, $14 headers, $15 schema_version, $16 status,
--- $17 retry_schedule
-WITH ep AS (
+-- $17 retry_schedule, $18 disable_after
+WITH old AS (
+    SELECT id AS old_id,
+           status = 'disabled' AND 'status' = ANY ($3) AND $16::text = 'active' AS reenabled,
+           coalesce(disabled_at, failing_since, updated_at) AS missed_since
+    FROM endpoints WHERE tenant_id = $1 AND id = $2
+    FOR NO KEY UPDATE
+), ep AS (
     UPDATE endpoints SET
         url = CASE WHEN 'url' = ANY ($3) THEN $4::text ELSE url END,
         description = CASE WHEN 'description' = ANY ($3) THEN $5::text ELSE description END,
@@ -57,12 +76,22 @@ WITH ep AS (
         status = CASE WHEN 'status' = ANY ($3) THEN $16::text ELSE status END,
         retry_schedule = CASE WHEN 'retry_schedule' = ANY ($3) THEN $17::float8[]
                               ELSE retry_schedule END,
+        disable_after = CASE WHEN 'disable_after' = ANY ($3) THEN $18::float8
+                             ELSE disable_after END,
+        consecutive_failures = CASE WHEN reenabled THEN 0 ELSE consecutive_failures END,
+        failing_since = CASE WHEN reenabled THEN NULL ELSE failing_since END,
+        health_warning = CASE WHEN reenabled THEN 0 ELSE health_warning END,
         status_reason = CASE WHEN 'status' = ANY ($3) THEN '' ELSE status_reason END,
         updated_at = CASE WHEN cardinality($3) > 0 THEN now() ELSE updated_at END
-    WHERE tenant_id = $1 AND id = $2
-    RETURNING *
+    FROM old
+    WHERE id = old_id
+    RETURNING endpoints.*, CASE WHEN reenabled THEN missed_since END AS replay_since
 )
-SELECT ep.*, s.uid AS subscriber FROM ep JOIN subscribers s ON s.id = ep.subscriber_id;
+SELECT ep.*, s.uid AS subscriber,
+       (SELECT CASE WHEN starts_with(k.secret, 'whsk_') THEN 'ed25519' ELSE 'hmac' END
+        FROM endpoint_secrets k WHERE k.endpoint_id = ep.id
+        ORDER BY k.created_at DESC LIMIT 1) AS signature
+FROM ep JOIN subscribers s ON s.id = ep.subscriber_id;
 
 -- name: lock_parked_lanes
 -- Before resuming an endpoint: lock, in the order every writer uses, its lanes that have
@@ -75,10 +104,21 @@ WHERE e.tenant_id = $1 AND l.endpoint_id = $2 AND l.ready_at IS NULL
 ORDER BY l.endpoint_id, l.key
 FOR UPDATE OF l;
 
--- name: current_secret
--- The newest signing secret of an endpoint. $1 tenant_id, $2 endpoint id
-SELECT s.secret FROM endpoint_secrets s JOIN endpoints e ON e.id = s.endpoint_id
-WHERE e.tenant_id = $1 AND e.id = $2
+-- name: signing_secrets
+-- The signing secrets of an endpoint that still sign, newest (the current one) first, with
+-- when each stops (NULL: the current one). No row: no such endpoint.
+-- $1 tenant_id, $2 endpoint id
+SELECT s.secret, s.expires_at FROM endpoint_secrets s JOIN endpoints e ON e.id = s.endpoint_id
+WHERE e.tenant_id = $1 AND e.id = $2 AND (s.expires_at IS NULL OR s.expires_at > now())
+ORDER BY s.created_at DESC;
+
+-- name: lock_current_secret
+-- Before a rotation: lock the endpoint as rotate_secret does and read its current secret.
+-- No row: no such endpoint. $1 tenant_id, $2 endpoint id
+WITH ep AS (
+    SELECT id FROM endpoints WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE
+)
+SELECT s.secret FROM endpoint_secrets s JOIN ep ON ep.id = s.endpoint_id
 ORDER BY s.created_at DESC LIMIT 1;
 
 -- name: rotate_secret

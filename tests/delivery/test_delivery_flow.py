@@ -169,6 +169,13 @@ async def test_an_endpoint_can_have_its_own_retry_schedule(
     await api.post("/v1/events", headers=tenant.headers, json={"type": "t", "data": {}})
     await wait_for(lambda: _status_is(api, tenant, "failed"), what="dead letter")
     assert len(receiver.requests) == 5
+    # a manual retry is one attempt, whatever the length of the schedule that applies
+    failed = await _delivery(api, tenant)
+    r = await api.post(f"/v1/deliveries/{failed['id']}/retry", headers=tenant.headers)
+    assert r.status_code == 202, r.text
+    await wait_for(lambda: len(receiver.requests) == 6, what="the manual attempt")
+    await wait_for(lambda: _status_is(api, tenant, "failed"), what="dead letter again")
+    assert len((await _delivery(api, tenant))["attempt_history"]) == 6
     r = await api.patch(
         f"/v1/endpoints/{endpoint_id}", headers=tenant.headers, json={"retry_schedule": None}
     )
@@ -192,6 +199,8 @@ async def test_a_tenant_policy_applies_where_an_endpoint_has_none_of_its_own(
         "unknown_event_types": "accept",
         "retry_schedule": [0.05] * 3,
         "delivery_timeout": 0.5,
+        "disable_after": None,
+        "operational_endpoint": None,
     }
     receiver.respond = lambda got: web.Response(status=500)
     inherits = await _setup(api, tenant, receiver.url + "/inherits")
