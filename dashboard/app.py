@@ -1,18 +1,25 @@
-"""The dashboard: operator pages and the subscriber portal (a first page for now), and the
-API reference at ``/docs``, rendered in the browser from ``/openapi.json`` by vendored Redoc."""
+"""The dashboard: operator pages and the subscriber portal (one Jinja app, two audiences),
+and the API reference at ``/docs``, rendered in the browser from ``/openapi.json`` by
+vendored Redoc. Each page module has its ``routes``; this one puts them together."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from hookline import __version__
+from dashboard import auth, overview
+from dashboard.web import SignedOut, error_page, signed_out
 
+log = logging.getLogger(__name__)
 _HERE = Path(__file__).resolve().parent
 _templates = Environment(
     loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(), enable_async=True
@@ -41,11 +48,6 @@ DOCS_POLICY = "; ".join(
 )
 
 
-async def home(request: Request) -> Response:
-    page = await _templates.get_template("home.html").render_async(version=__version__)
-    return HTMLResponse(page)
-
-
 async def docs(request: Request) -> Response:
     """The API reference: Redoc rendering ``/openapi.json``, from vendored assets only."""
     page = await _templates.get_template("docs.html").render_async(
@@ -56,7 +58,38 @@ async def docs(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/", home, methods=["GET"]),
+        *auth.routes,
+        *overview.routes,
         Route("/docs", docs, methods=["GET"]),
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]
+
+
+# paths the API answers (problem+json); every other path is a page
+_API_PREFIXES = ("/v1/", "/openapi.json", "/metrics", "/healthz", "/readyz")
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def exception_handlers(api: Mapping[Any, Handler]) -> dict[Any, Handler]:
+    """The API's handlers, except that pages get their errors as pages and a signed-out
+    visitor of a page is sent to the login form."""
+    api_http, api_crash = api[HTTPException], api[Exception]
+
+    def is_page(request: Request) -> bool:
+        return not request.url.path.startswith(_API_PREFIXES)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        if is_page(request):
+            return await error_page(request, exc)
+        return await api_http(request, exc)
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        if is_page(request):
+            log.exception("page %s failed", request.url.path, exc_info=exc)
+            return await error_page(
+                request, HTTPException(500, "Something went wrong on our side; it has been logged.")
+            )
+        return await api_crash(request, exc)
+
+    return {**api, SignedOut: signed_out, HTTPException: on_http, Exception: on_crash}

@@ -42,7 +42,7 @@ def build_app(
 
     app = Starlette(
         routes=[*api_app.routes(), *dashboard_app.routes()],
-        exception_handlers=api_app.exception_handlers(),
+        exception_handlers=dashboard_app.exception_handlers(api_app.exception_handlers()),
     )
     app.state.services = Services(
         settings, pool, redis, Doorbell(redis, settings.namespace), metrics or Metrics()
