@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import httpx
@@ -99,6 +100,24 @@ async def _ring_listener(redis: Redis, namespace: str, wake: Callable[[], None])
         wake()
 
 
+async def _run_replays(settings: Settings, pool: Pool, redis: Redis) -> None:
+    # replay jobs, each queued a chunk at a time at its own rate
+    await Replayer(settings, pool, Doorbell(redis, settings.namespace)).run()
+
+
+async def _supervised(name: str, helper: Callable[[], Awaitable[None]], delay: float) -> None:
+    """Run a helper loop for the life of the worker. Each loop rides out the outages it
+    expects; anything else (a driver error nobody listed, such as asyncpg's
+    InternalClientError on a connection a Postgres restart dropped, or a bug) would end its
+    task unseen and leave the worker running without it: logged, and started again."""
+    while True:
+        try:
+            await helper()
+        except Exception:
+            log.exception("the %s stopped on an error; starting it again in %ss", name, delay)
+        await asyncio.sleep(delay)
+
+
 async def run_worker(
     settings: Settings,
     pool: Pool,
@@ -115,15 +134,14 @@ async def run_worker(
         start_http_server(
             settings.worker_metrics_port, settings.worker_metrics_host, metrics.registry
         )
-    helpers = [
-        asyncio.create_task(_ring_listener(redis, settings.namespace, dispatcher.wake)),
-        asyncio.create_task(_keep_arq_running(settings, pool, settings.sweep_interval)),
-        # replay jobs, each queued a chunk at a time at its own rate
-        asyncio.create_task(Replayer(settings, pool, Doorbell(redis, settings.namespace)).run()),
-        asyncio.create_task(
-            _publish_notices_now_and_then(pool, settings.sweep_interval, dispatcher.wake)
-        ),
-    ]
+    delay = settings.sweep_interval
+    loops: dict[str, Callable[[], Awaitable[None]]] = {
+        "doorbell listener": partial(_ring_listener, redis, settings.namespace, dispatcher.wake),
+        "arq runner": partial(_keep_arq_running, settings, pool, delay),
+        "replay runner": partial(_run_replays, settings, pool, redis),
+        "notice sweep": partial(_publish_notices_now_and_then, pool, delay, dispatcher.wake),
+    }
+    helpers = [asyncio.create_task(_supervised(n, h, delay)) for n, h in loops.items()]
     run = asyncio.create_task(dispatcher.run(), name="hookline-dispatcher")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
