@@ -26,8 +26,9 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# make bench BENCH_ARGS="--quick --only fanout,drain"
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .hookline .mypy_cache .ruff_cache .pytest_cache
