@@ -68,12 +68,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is None:
             self._session = self._create_session()
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        if "accept-encoding" not in request.headers:
+            # what is kept of a response is its first bytes as text: ask for them plain
+            headers.append(("Accept-Encoding", "identity"))
         try:
             response = await self._session.request(
                 request.method,
                 str(request.url),
                 headers=headers,
-                data=request.content or None,
+                data=request.read() or None,
                 allow_redirects=False,
                 auto_decompress=False,
             )
