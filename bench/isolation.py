@@ -45,7 +45,9 @@ async def _healthy_rate(
     ]
     tenant = await rig.tenant(name, endpoints)
     n = HEALTHY * events
-    async with rig.worker():
+    # the worker's production defaults (256 in flight, claims of 100): this scenario
+    # compares hookline with itself, not with the raw loop's concurrency of 64
+    async with rig.worker(worker_concurrency=256, claim_batch=100):
         start = time.time()
         for b in range(0, events, _BATCH):
             batch = [
