@@ -9,7 +9,9 @@ batch       POST /v1/events/batch, 1000 events each (4 producers) vs the same SQ
 e2e         events POSTed to `hookline serve` at full speed while one `hookline worker`
             delivers them to a receiver process, until the last is recorded as
             succeeded; vs a raw loop of signed POSTs from one process to the same
-            receiver (same concurrency as the worker)
+            receiver (same concurrency as the worker). Twice: single-event ingests (32
+            producers), then batches of 100 (4 producers), which leaves the delivery path
+            without one commit per event in front of it
 latency     open loop at a fixed offered rate of single-event ingests: the producer notes
             when each 202 came back, the receiver when the event arrived; p50/p95/p99.
             Once at half the e2e rate just measured, once at a fixed 200 events/s
@@ -109,23 +111,32 @@ async def batch_ingest(rig: Rig, tenant: Tenant, n: int) -> Row:
     )
 
 
-async def e2e(rig: Rig, tenant: Tenant, n: int) -> tuple[Row, float]:
-    """The end-to-end row and the rate it measured (deliveries/s)."""
+async def e2e(rig: Rig, tenant: Tenant, n: int, *, batch: int = 1) -> tuple[Row, float]:
+    """The end-to-end row and the rate it measured (deliveries/s). With ``batch`` > 1 the
+    producers post ``/v1/events/batch`` requests of that many events (4 producers)."""
     baseline = await rig.raw_posts(n, LANES)
 
     async def one(i: int) -> None:
         await tenant.post(_event(i))
 
+    async def many(b: int) -> None:
+        await tenant.post_batch([_event(b * batch + i) for i in range(batch)])
+
     async with rig.worker():
         start = time.perf_counter()
-        await concurrently(n, PRODUCERS, one)
+        if batch == 1:
+            await concurrently(n, PRODUCERS, one)
+        else:
+            n = n // batch * batch
+            await concurrently(n // batch, 4, many)
         await rig.until_arrived(n)
         await rig.until_recorded(n)
         elapsed = time.perf_counter() - start
     ours = n / elapsed
     await rig.truncate()
+    how = "single-event ingest" if batch == 1 else f"batch ingest of {batch}"
     row = Row(
-        "end to end, 64 strict endpoints (deliveries/s)",
+        f"end to end, {how}, 64 strict endpoints (deliveries/s)",
         f"{ours:,.0f}",
         f"{baseline:,.0f}",
         f"{ours / baseline:.2f}",

@@ -69,6 +69,9 @@ async def run(admin_url: str, redis_url: str, names: Sequence[str], *, quick: bo
             if wanted & {"e2e", "latency"}:
                 row, rate = await e2e.e2e(rig, tenant, sizes.events)
                 done.add(row)
+            if "e2e" in wanted:
+                # the delivery path without one commit per event in front of it
+                done.add((await e2e.e2e(rig, tenant, sizes.events * 4, batch=100))[0])
             if "latency" in wanted:
                 seconds = sizes.latency_seconds
                 half = f"half of e2e {rate:,.0f}/s"
