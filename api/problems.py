@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 import orjson
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
@@ -71,7 +72,26 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     return problem(exc.status_code, exc.detail, headers=dict(exc.headers) if exc.headers else None)
 
 
+# The database is down or restarting: nothing was accepted, and trying again shortly is
+# right, so a producer gets 503 with Retry-After rather than a 500 and a trace in our log.
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
 async def on_crash(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, _UNAVAILABLE):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return problem(
+            503,
+            "the database is unavailable; nothing was accepted, try again shortly",
+            headers={"retry-after": "1"},
+        )
     # the trace goes to the log, never to the caller
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "something went wrong on our side; it has been logged")

@@ -31,7 +31,12 @@ log = logging.getLogger(__name__)
 
 _TICK = 0.25  # seconds between chunks at least (longer below 4 deliveries per second)
 _MAX_JOBS = 4  # replays one worker runs at once; more wait for the next sweep or worker
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DB_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a pooled connection a Postgres restart dropped
+)
 
 
 def pace(rate: int) -> tuple[int, float]:

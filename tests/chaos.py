@@ -189,6 +189,7 @@ class Production:
     count: int
     accepted: set[str] = field(default_factory=set)
     failed_tries: int = 0
+    failed_statuses: set[int | None] = field(default_factory=set)  # None: no answer at all
     found_committed: int = 0  # a retry found that a failed-looking try had committed
     slowest: float = 0.0  # seconds, of one try
 
@@ -229,6 +230,7 @@ async def produce(
                 return
             assert r is None or r.status_code >= 500, f"ingest refused: {r.status_code} {r.text}"
             production.failed_tries += 1
+            production.failed_statuses.add(None if r is None else r.status_code)
             assert time.monotonic() < give_up, f"could not ingest event {n} in {deadline}s"
             await asyncio.sleep(0.1)  # a producer's back-off
 
