@@ -164,11 +164,22 @@ async def test_the_rate_holds_while_live_deliveries_keep_flowing(
             await wait_for(lambda: len(receiver.requests) == 30, what="the whole replay")
     finally:
         await live_receiver.stop()
-    times = [r.at for r in receiver.requests]
+    # when each delivery was queued (a chunk sets next_attempt_at to its own time; the
+    # success that followed keeps it): what the runner paced, apart from how fast the
+    # worker then sent them on a busy machine
+    queued = sorted(
+        r["next_attempt_at"].timestamp()
+        for r in await pool.fetch(
+            "SELECT next_attempt_at FROM deliveries WHERE endpoint_id = $1", endpoint
+        )
+    )
+    assert len(queued) == 30
     # 10 chunks of 3, 0.3 s apart: 2.7 s from the first to the last
-    assert max(times) - min(times) >= 2.0, max(times) - min(times)
-    # and never more than a chunk's worth at once: 4 deliveries span more than a chunk gap
-    assert all(b - a > 0.15 for a, b in zip(times, times[4:], strict=False))
+    assert queued[-1] - queued[0] >= 2.0, queued[-1] - queued[0]
+    # and in no second more than the rate plus one chunk (a late chunk may be followed
+    # closely by the next, never by a burst)
+    for first in queued:
+        assert sum(first <= t < first + 1.0 for t in queued) <= 10 + 3
 
 
 def _more_than(receiver: Receiver, n: int) -> Callable[[], bool]:
