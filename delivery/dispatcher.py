@@ -38,6 +38,7 @@ from delivery.health import publish_notices_safely, record_health
 from delivery.pacing import Candidate, Pace, admit, advance
 from delivery.request import build_request
 from delivery.retries import Decision, decide
+from delivery.rollups import record_rollups
 from hookline.db import Pool, Queries
 from hookline.metrics import Metrics, status_class
 from hookline.settings import Settings
@@ -432,5 +433,7 @@ class Dispatcher:
                     )
                     notices += status == "disabled"
             await conn.execute(SQL["release_lanes"], lanes, leases)
+            # last: rollup rows are the hottest, so they are held for the least time
+            await record_rollups(conn, batch)
         if notices:  # committed: tell the operational endpoints now, not at the next sweep
             await publish_notices_safely(self._pool)
