@@ -104,17 +104,32 @@ async def create_endpoint(
     return created
 
 
-async def get_endpoint(pool: Pool, tenant_id: str, endpoint_id: str) -> Row:
-    found = row(await pool.fetchrow(QUERIES["get_endpoint"], tenant_id, endpoint_id))
+async def get_endpoint(
+    pool: Pool, tenant_id: str, endpoint_id: str, subscriber_id: str | None = None
+) -> Row:
+    """One endpoint; with ``subscriber_id`` (a portal session) only one of that subscriber's:
+    another's is :class:`NotFound`, as are those of other tenants. The same holds for the
+    ``subscriber_id`` of every function below."""
+    found = row(await pool.fetchrow(QUERIES["get_endpoint"], tenant_id, endpoint_id, subscriber_id))
     if found is None:
         raise NotFound(f"no endpoint {endpoint_id!r}")
     return found
 
 
 async def list_endpoints(
-    pool: Pool, tenant_id: str, subscriber: str | None, cursor: str | None, limit: int
+    pool: Pool,
+    tenant_id: str,
+    subscriber: str | None,
+    cursor: str | None,
+    limit: int,
+    *,
+    subscriber_id: str | None = None,
 ) -> list[Row]:
-    records = await pool.fetch(QUERIES["list_endpoints"], tenant_id, subscriber, cursor, limit)
+    """A page of endpoints: of the subscriber with the uid ``subscriber`` if given, and
+    only of the subscriber with the id ``subscriber_id`` (a portal session) if given."""
+    records = await pool.fetch(
+        QUERIES["list_endpoints"], tenant_id, subscriber, cursor, limit, subscriber_id
+    )
     return [dict(r) for r in records]
 
 
@@ -124,6 +139,7 @@ async def update_endpoint(
     endpoint_id: str,
     allowed: Sequence[IPNetwork],
     changes: Mapping[str, Any],
+    subscriber_id: str | None = None,
 ) -> Row:
     """Change the fields in ``changes`` (any of :data:`PATCHABLE`) and leave the others.
 
@@ -152,11 +168,18 @@ async def update_endpoint(
     async with pool.acquire() as conn, conn.transaction():
         lanes: list[int] = []
         if changes.get("status") == "active":
-            records = await conn.fetch(QUERIES["lock_parked_lanes"], tenant_id, endpoint_id)
+            records = await conn.fetch(
+                QUERIES["lock_parked_lanes"], tenant_id, endpoint_id, subscriber_id
+            )
             lanes = [r["id"] for r in records]
         updated = row(
             await conn.fetchrow(
-                QUERIES["update_endpoint"], tenant_id, endpoint_id, list(changes), *values
+                QUERIES["update_endpoint"],
+                tenant_id,
+                endpoint_id,
+                list(changes),
+                *values,
+                subscriber_id,
             )
         )
         if updated is None:
@@ -167,11 +190,16 @@ async def update_endpoint(
     return updated
 
 
-async def delete_endpoint(pool: Pool, tenant_id: str, endpoint_id: str) -> None:
+async def delete_endpoint(
+    pool: Pool, tenant_id: str, endpoint_id: str, subscriber_id: str | None = None
+) -> None:
     """Delete an endpoint with its secrets, deliveries and their attempts.
 
     Nothing of it is sent once this returns: see :func:`delete_stopped_endpoints`.
     """
+    if subscriber_id is not None:
+        # an endpoint never changes subscriber, so checking first leaves no gap
+        await get_endpoint(pool, tenant_id, endpoint_id, subscriber_id)
     if not await delete_stopped_endpoints(pool, tenant_id, endpoint_id=endpoint_id):
         raise NotFound(f"no endpoint {endpoint_id!r}")
 
@@ -237,9 +265,11 @@ def _shown_keys(valid: Sequence[asyncpg.Record]) -> Row:
     }
 
 
-async def signing_keys(pool: Pool, tenant_id: str, endpoint_id: str) -> Row:
+async def signing_keys(
+    pool: Pool, tenant_id: str, endpoint_id: str, subscriber_id: str | None = None
+) -> Row:
     """The endpoint's verifying keys as :func:`_shown_keys` gives them."""
-    valid = await pool.fetch(QUERIES["signing_secrets"], tenant_id, endpoint_id)
+    valid = await pool.fetch(QUERIES["signing_secrets"], tenant_id, endpoint_id, subscriber_id)
     if not valid:
         raise NotFound(f"no endpoint {endpoint_id!r}")
     return _shown_keys(valid)
@@ -266,6 +296,7 @@ async def rotate_secret(
     grace: float,
     new: str | None = None,
     kind: secrets.SignatureKind | None = None,
+    subscriber_id: str | None = None,
 ) -> Row:
     """Make a new signing secret current; return the keys as :func:`signing_keys` does.
 
@@ -279,19 +310,26 @@ async def rotate_secret(
     """
     async with pool.acquire() as conn, conn.transaction():
         # the endpoint stays locked to the end, so the kind read is the kind replaced
-        current = await conn.fetchval(QUERIES["lock_current_secret"], tenant_id, endpoint_id)
+        current = await conn.fetchval(
+            QUERIES["lock_current_secret"], tenant_id, endpoint_id, subscriber_id
+        )
         if current is None:
             raise NotFound(f"no endpoint {endpoint_id!r}")
         secret = _new_secret(current, new, kind)
         await conn.execute(
             QUERIES["rotate_secret"], tenant_id, endpoint_id, secret, grace, OLD_SECRETS_KEPT
         )
-        valid = await conn.fetch(QUERIES["signing_secrets"], tenant_id, endpoint_id)
+        valid = await conn.fetch(QUERIES["signing_secrets"], tenant_id, endpoint_id, None)
     return _shown_keys(valid)
 
 
 async def send_test_event(
-    pool: Pool, tenant_id: str, endpoint_id: str, type_: str, data: dict[str, Any] | None
+    pool: Pool,
+    tenant_id: str,
+    endpoint_id: str,
+    type_: str,
+    data: dict[str, Any] | None,
+    subscriber_id: str | None = None,
 ) -> tuple[str, str]:
     """Send an example event of ``type_`` to this endpoint only; return (event, delivery) ids.
 
@@ -300,7 +338,7 @@ async def send_test_event(
     the type's schema version the endpoint pins (or the latest), else ``{}``; it is checked
     against that schema like ingested data.
     """
-    endpoint = await get_endpoint(pool, tenant_id, endpoint_id)
+    endpoint = await get_endpoint(pool, tenant_id, endpoint_id, subscriber_id)
     if endpoint["status"] != "active":
         raise Conflict(
             f"endpoint {endpoint_id} is {endpoint['status']}; set its status to active first"

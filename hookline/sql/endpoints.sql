@@ -22,23 +22,25 @@ SELECT ep.*, $2::text AS subscriber,
 FROM ep;
 
 -- name: get_endpoint
--- One endpoint, with how its current secret signs. $1 tenant_id, $2 endpoint id
+-- One endpoint, with how its current secret signs. $1 tenant_id, $2 endpoint id,
+-- $3 subscriber id or NULL (a portal session: only that subscriber's endpoints)
 SELECT e.*, s.uid AS subscriber,
        (SELECT CASE WHEN starts_with(k.secret, 'whsk_') THEN 'ed25519' ELSE 'hmac' END
         FROM endpoint_secrets k WHERE k.endpoint_id = e.id
         ORDER BY k.created_at DESC LIMIT 1) AS signature
 FROM endpoints e JOIN subscribers s ON s.id = e.subscriber_id
-WHERE e.tenant_id = $1 AND e.id = $2;
+WHERE e.tenant_id = $1 AND e.id = $2 AND ($3::text IS NULL OR e.subscriber_id = $3);
 
 -- name: list_endpoints
 -- A page of endpoints, newest first. $1 tenant_id, $2 subscriber uid or NULL,
--- $3 cursor id or NULL, $4 limit
+-- $3 cursor id or NULL, $4 limit, $5 subscriber id or NULL (a portal session's scope)
 SELECT e.*, s.uid AS subscriber,
        (SELECT CASE WHEN starts_with(k.secret, 'whsk_') THEN 'ed25519' ELSE 'hmac' END
         FROM endpoint_secrets k WHERE k.endpoint_id = e.id
         ORDER BY k.created_at DESC LIMIT 1) AS signature
 FROM endpoints e JOIN subscribers s ON s.id = e.subscriber_id
 WHERE e.tenant_id = $1 AND ($2::text IS NULL OR s.uid = $2) AND ($3::text IS NULL OR e.id < $3)
+  AND ($5::text IS NULL OR e.subscriber_id = $5)
 ORDER BY e.id DESC LIMIT $4;
 
 -- name: update_endpoint
@@ -50,12 +52,12 @@ ORDER BY e.id DESC LIMIT $4;
 -- $1 tenant_id, $2 endpoint id, $3 names of the fields to change, $4 url, $5 description,
 -- $6 event_types, $7 ordering, $8 on_exhausted, $9 payload, $10 format, $11 timeout,
 -- $12 rate_limit, $13 max_in_flight, $14 headers, $15 schema_version, $16 status,
--- $17 retry_schedule, $18 disable_after
+-- $17 retry_schedule, $18 disable_after, $19 subscriber id or NULL (a portal session's scope)
 WITH old AS (
     SELECT id AS old_id,
            status = 'disabled' AND 'status' = ANY ($3) AND $16::text = 'active' AS reenabled,
            coalesce(disabled_at, failing_since, updated_at) AS missed_since
-    FROM endpoints WHERE tenant_id = $1 AND id = $2
+    FROM endpoints WHERE tenant_id = $1 AND id = $2 AND ($19::text IS NULL OR subscriber_id = $19)
     FOR NO KEY UPDATE
 ), ep AS (
     UPDATE endpoints SET
@@ -96,9 +98,10 @@ FROM ep JOIN subscribers s ON s.id = ep.subscriber_id;
 -- name: lock_parked_lanes
 -- Before resuming an endpoint: lock, in the order every writer uses, its lanes that have
 -- something to send but no due time (parked by a claim while the endpoint was stopped).
--- $1 tenant_id, $2 endpoint id
+-- $1 tenant_id, $2 endpoint id, $3 subscriber id or NULL (a portal session's scope)
 SELECT l.id FROM lanes l JOIN endpoints e ON e.id = l.endpoint_id
 WHERE e.tenant_id = $1 AND l.endpoint_id = $2 AND l.ready_at IS NULL
+  AND ($3::text IS NULL OR e.subscriber_id = $3)
   AND EXISTS (SELECT 1 FROM deliveries d
               WHERE d.lane_id = l.id AND d.status IN ('pending', 'retrying'))
 ORDER BY l.endpoint_id, l.key
@@ -107,16 +110,20 @@ FOR UPDATE OF l;
 -- name: signing_secrets
 -- The signing secrets of an endpoint that still sign, newest (the current one) first, with
 -- when each stops (NULL: the current one). No row: no such endpoint.
--- $1 tenant_id, $2 endpoint id
+-- $1 tenant_id, $2 endpoint id, $3 subscriber id or NULL (a portal session's scope)
 SELECT s.secret, s.expires_at FROM endpoint_secrets s JOIN endpoints e ON e.id = s.endpoint_id
 WHERE e.tenant_id = $1 AND e.id = $2 AND (s.expires_at IS NULL OR s.expires_at > now())
+  AND ($3::text IS NULL OR e.subscriber_id = $3)
 ORDER BY s.created_at DESC;
 
 -- name: lock_current_secret
 -- Before a rotation: lock the endpoint as rotate_secret does and read its current secret.
--- No row: no such endpoint. $1 tenant_id, $2 endpoint id
+-- No row: no such endpoint. $1 tenant_id, $2 endpoint id, $3 subscriber id or NULL (a
+-- portal session's scope)
 WITH ep AS (
-    SELECT id FROM endpoints WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE
+    SELECT id FROM endpoints
+    WHERE tenant_id = $1 AND id = $2 AND ($3::text IS NULL OR subscriber_id = $3)
+    FOR NO KEY UPDATE
 )
 SELECT s.secret FROM endpoint_secrets s JOIN ep ON ep.id = s.endpoint_id
 ORDER BY s.created_at DESC LIMIT 1;
