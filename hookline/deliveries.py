@@ -20,9 +20,12 @@ async def list_deliveries(
     after: datetime | None = None,
     before: datetime | None = None,
     status_class: int | None = None,
+    event_type: str | None = None,
+    subscriber_id: str | None = None,
 ) -> list[Row]:
     """``status_class`` filters by the last HTTP status: 2 for 2xx ... 5 for 5xx, 0 for
-    attempts that got no answer (timeouts, refused connections)."""
+    attempts that got no answer (timeouts, refused connections). ``subscriber_id`` keeps
+    only the deliveries to that subscriber's endpoints (a portal session)."""
     records = await pool.fetch(
         QUERIES["list_deliveries"],
         tenant_id,
@@ -34,14 +37,27 @@ async def list_deliveries(
         after,
         before,
         status_class,
+        event_type,
+        subscriber_id,
     )
     return [dict(r) for r in records]
 
 
-async def get_delivery(pool: Pool, tenant_id: str, delivery_id: str) -> Row:
-    """One delivery with every attempt, first to last."""
+async def event_of_producer_id(pool: Pool, tenant_id: str, producer_id: str) -> str | None:
+    """The id of the event the producer sent with its own id ``producer_id``, if any."""
+    found: str | None = await pool.fetchval(QUERIES["event_of_producer_id"], tenant_id, producer_id)
+    return found
+
+
+async def get_delivery(
+    pool: Pool, tenant_id: str, delivery_id: str, subscriber_id: str | None = None
+) -> Row:
+    """One delivery with every attempt, first to last; with ``subscriber_id``, only if it
+    goes to one of that subscriber's endpoints (else :class:`NotFound`)."""
     async with pool.acquire() as conn:
-        found = row(await conn.fetchrow(QUERIES["get_delivery"], tenant_id, delivery_id))
+        found = row(
+            await conn.fetchrow(QUERIES["get_delivery"], tenant_id, delivery_id, subscriber_id)
+        )
         if found is None:
             raise NotFound(f"no delivery {delivery_id!r}")
         attempts = await conn.fetch(QUERIES["list_attempts"], tenant_id, delivery_id)
@@ -49,21 +65,33 @@ async def get_delivery(pool: Pool, tenant_id: str, delivery_id: str) -> Row:
     return found
 
 
-async def retry_delivery(pool: Pool, tenant_id: str, delivery_id: str, schedule_len: int) -> Row:
-    """Give a failed or cancelled delivery one more immediate attempt.
+async def retry_delivery(
+    pool: Pool,
+    tenant_id: str,
+    delivery_id: str,
+    schedule_len: int,
+    subscriber_id: str | None = None,
+) -> Row:
+    """Give a failed or cancelled delivery one more immediate attempt; with
+    ``subscriber_id``, only one to that subscriber's endpoints (else :class:`NotFound`).
 
     The lane is locked first, as every writer of lanes does, so this cannot deadlock with
     an ingest or a worker recording results.
     """
+    # an endpoint never changes subscriber, so checking before the transaction holds
+    if subscriber_id is not None and not await pool.fetchrow(
+        QUERIES["get_delivery"], tenant_id, delivery_id, subscriber_id
+    ):
+        raise NotFound(f"no delivery {delivery_id!r}")
     async with pool.acquire() as conn, conn.transaction():
         if await conn.fetchval(QUERIES["lock_delivery_lane"], tenant_id, delivery_id) is None:
             raise NotFound(f"no delivery {delivery_id!r}")
         woken = await conn.fetchval(QUERIES["retry_delivery"], tenant_id, delivery_id, schedule_len)
         if woken is None:
-            current = await conn.fetchrow(QUERIES["get_delivery"], tenant_id, delivery_id)
+            current = await conn.fetchrow(QUERIES["get_delivery"], tenant_id, delivery_id, None)
             status = current["status"] if current else "gone"
             raise Conflict(
                 f"delivery {delivery_id} is not failed or cancelled (it is {status}); "
                 "only those can be retried"
             )
-    return await get_delivery(pool, tenant_id, delivery_id)
+    return await get_delivery(pool, tenant_id, delivery_id, subscriber_id)

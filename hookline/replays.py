@@ -94,35 +94,55 @@ class ReplayFilter:
         )
 
 
-async def _require_endpoint(pool: Pool, tenant_id: str, f: ReplayFilter) -> None:
+def _check_scope(f: ReplayFilter, subscriber_id: str | None) -> None:
+    """A subscriber replays one of its own endpoints, never the whole tenant."""
+    f.check()
+    if subscriber_id is not None and f.endpoint is None:
+        raise InvalidInput(
+            "name the endpoint to replay: a subscriber replays one endpoint at a time",
+            errors=[{"loc": ["body", "endpoint"], "msg": "required"}],
+        )
+
+
+async def _require_endpoint(
+    pool: Pool, tenant_id: str, f: ReplayFilter, subscriber_id: str | None
+) -> None:
     if f.endpoint is not None and not await pool.fetchval(
-        QUERIES["endpoint_exists"], tenant_id, f.endpoint
+        QUERIES["replay_endpoint_visible"], tenant_id, f.endpoint, subscriber_id
     ):
         raise NotFound(f"no endpoint {f.endpoint!r}")
 
 
-async def count_replay(pool: Pool, tenant_id: str, f: ReplayFilter) -> int:
+async def count_replay(
+    pool: Pool, tenant_id: str, f: ReplayFilter, subscriber_id: str | None = None
+) -> int:
     """The dry run: how many deliveries a replay with this filter would queue now.
 
-    Raises :class:`NotFound` for an endpoint the tenant does not have."""
-    f.check()
-    await _require_endpoint(pool, tenant_id, f)
+    Raises :class:`NotFound` for an endpoint the tenant (or, with ``subscriber_id``, that
+    subscriber) does not have; a subscriber must name an endpoint."""
+    _check_scope(f, subscriber_id)
+    await _require_endpoint(pool, tenant_id, f, subscriber_id)
     count: int = await pool.fetchval(QUERIES["count_replay"], *f._args(tenant_id))
     return count
 
 
-async def create_replay(pool: Pool, tenant_id: str, f: ReplayFilter, rate: int) -> Row:
+async def create_replay(
+    pool: Pool, tenant_id: str, f: ReplayFilter, rate: int, subscriber_id: str | None = None
+) -> Row:
     """Start a replay job at ``rate`` deliveries per second; a worker picks it up.
 
-    Its ``total`` is what :func:`count_replay` would say at this moment."""
-    f.check()
+    Its ``total`` is what :func:`count_replay` would say at this moment. With
+    ``subscriber_id``, only of one endpoint of that subscriber's."""
+    _check_scope(f, subscriber_id)
     if not 1 <= rate <= MAX_RATE:
         raise InvalidInput(
             f"rate is 1 to {MAX_RATE} deliveries per second",
             errors=[{"loc": ["body", "rate"], "msg": f"1 to {MAX_RATE}"}],
         )
     try:
-        created = row(await pool.fetchrow(QUERIES["create_replay"], *f._args(tenant_id), rate))
+        created = row(
+            await pool.fetchrow(QUERIES["create_replay"], *f._args(tenant_id), rate, subscriber_id)
+        )
     except asyncpg.ForeignKeyViolationError:  # the endpoint was deleted meanwhile
         created = None
     if created is None:
@@ -130,8 +150,11 @@ async def create_replay(pool: Pool, tenant_id: str, f: ReplayFilter, rate: int) 
     return created
 
 
-async def get_replay(pool: Pool, tenant_id: str, replay_id: str) -> Row:
-    found = row(await pool.fetchrow(QUERIES["get_replay"], tenant_id, replay_id))
+async def get_replay(
+    pool: Pool, tenant_id: str, replay_id: str, subscriber_id: str | None = None
+) -> Row:
+    """One replay; with ``subscriber_id``, only one of that subscriber's endpoints."""
+    found = row(await pool.fetchrow(QUERIES["get_replay"], tenant_id, replay_id, subscriber_id))
     if found is None:
         raise NotFound(f"no replay {replay_id!r}")
     return found
@@ -145,23 +168,31 @@ async def list_replays(
     state: str | None,
     cursor: str | None,
     limit: int,
+    subscriber_id: str | None = None,
 ) -> list[Row]:
-    records = await pool.fetch(QUERIES["list_replays"], tenant_id, endpoint, state, cursor, limit)
+    records = await pool.fetch(
+        QUERIES["list_replays"], tenant_id, endpoint, state, cursor, limit, subscriber_id
+    )
     return [dict(r) for r in records]
 
 
-async def change_replay(pool: Pool, tenant_id: str, replay_id: str, action: str) -> Row:
+async def change_replay(
+    pool: Pool, tenant_id: str, replay_id: str, action: str, subscriber_id: str | None = None
+) -> Row:
     """``pause``, ``resume`` or ``cancel`` a replay; a worker sees it before its next chunk.
 
     Pausing a paused replay or resuming a running one changes nothing; a finished replay
-    (done or cancelled) cannot be changed: :class:`Conflict`."""
+    (done or cancelled) cannot be changed: :class:`Conflict`. With ``subscriber_id``, only
+    a replay of that subscriber's endpoints (else :class:`NotFound`)."""
     state, sources = _MOVES[action]
     changed = row(
-        await pool.fetchrow(QUERIES["set_replay_state"], tenant_id, replay_id, state, sources)
+        await pool.fetchrow(
+            QUERIES["set_replay_state"], tenant_id, replay_id, state, sources, subscriber_id
+        )
     )
     if changed is not None:
         return changed
-    current = await get_replay(pool, tenant_id, replay_id)
+    current = await get_replay(pool, tenant_id, replay_id, subscriber_id)
     raise Conflict(
         f"replay {replay_id} is {current['state']}, so it cannot {action}; "
         "a finished replay stays finished: start a new one to send more"

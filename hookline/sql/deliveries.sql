@@ -1,11 +1,13 @@
 -- name: list_deliveries
--- A page of deliveries, newest first. $1 tenant_id, $2 endpoint id or NULL,
--- $3 event id or NULL, $4 status or NULL, $5 cursor id or NULL, $6 limit,
+-- A page of deliveries, newest first, with the endpoint's URL. $1 tenant_id, $2 endpoint id
+-- or NULL, $3 event id or NULL, $4 status or NULL, $5 cursor id or NULL, $6 limit,
 -- $7 created at or after, or NULL, $8 created before, or NULL, $9 class of the last HTTP
--- status (1-5, 0: no answer at all) or NULL
+-- status (1-5, 0: no answer at all) or NULL, $10 event type or NULL, $11 subscriber id
+-- (only its endpoints' deliveries) or NULL
 SELECT d.id, d.event_id, d.endpoint_id, d.seq, d.status, d.attempts, d.next_attempt_at,
-       d.last_status, d.last_error, d.created_at, d.updated_at, ev.type AS event_type
-FROM deliveries d JOIN events ev ON ev.id = d.event_id
+       d.last_status, d.last_error, d.created_at, d.updated_at, ev.type AS event_type,
+       e.url AS endpoint_url
+FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
 WHERE d.tenant_id = $1
   AND ($2::text IS NULL OR d.endpoint_id = $2)
   AND ($3::text IS NULL OR d.event_id = $3)
@@ -16,14 +18,22 @@ WHERE d.tenant_id = $1
   AND ($9::int IS NULL
        OR ($9 = 0 AND d.attempts > 0 AND d.last_status IS NULL)
        OR d.last_status / 100 = $9)
+  AND ($10::text IS NULL OR ev.type = $10)
+  AND ($11::text IS NULL OR e.subscriber_id = $11)
 ORDER BY d.id DESC LIMIT $6;
 
 -- name: get_delivery
--- One delivery. $1 tenant_id, $2 delivery id
+-- One delivery, with what its endpoint sends. $1 tenant_id, $2 delivery id, $3 subscriber
+-- id (only its endpoints' deliveries) or NULL
 SELECT d.id, d.event_id, d.endpoint_id, d.seq, d.status, d.attempts, d.next_attempt_at,
-       d.last_status, d.last_error, d.created_at, d.updated_at, ev.type AS event_type
-FROM deliveries d JOIN events ev ON ev.id = d.event_id
-WHERE d.tenant_id = $1 AND d.id = $2;
+       d.last_status, d.last_error, d.created_at, d.updated_at, ev.type AS event_type,
+       e.url AS endpoint_url, e.payload AS endpoint_payload, e.format AS endpoint_format
+FROM deliveries d JOIN events ev ON ev.id = d.event_id JOIN endpoints e ON e.id = d.endpoint_id
+WHERE d.tenant_id = $1 AND d.id = $2 AND ($3::text IS NULL OR e.subscriber_id = $3);
+
+-- name: event_of_producer_id
+-- The id of the event a producer sent with its own id. $1 tenant_id, $2 producer id
+SELECT id FROM events WHERE tenant_id = $1 AND producer_id = $2;
 
 -- name: list_attempts
 -- Every attempt of a delivery, first to last. $1 tenant_id, $2 delivery id
