@@ -16,7 +16,16 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from dashboard import auth, overview
+from dashboard import (
+    auth,
+    deliveries,
+    endpoint_actions,
+    endpoints,
+    event_types,
+    events,
+    overview,
+    replays,
+)
 from dashboard.web import SignedOut, error_page, signed_out
 
 log = logging.getLogger(__name__)
@@ -60,6 +69,12 @@ def routes() -> list[BaseRoute]:
     return [
         *auth.routes,
         *overview.routes,
+        *events.routes,
+        *event_types.routes,
+        *endpoints.routes,
+        *endpoint_actions.routes,
+        *deliveries.routes,
+        *replays.routes,
         Route("/docs", docs, methods=["GET"]),
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]

@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from hookline import __version__
 from hookline.db import Pool
+from hookline.doorbell import Doorbell
 from hookline.sessions import Session, load_session
 from hookline.settings import Settings
 
@@ -61,11 +62,18 @@ class Services(Protocol):
     settings: Settings
     pool: Pool
     redis: Redis
+    doorbell: Doorbell
 
 
 def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
+
+
+def ring(request: Request) -> None:
+    """Wake the delivery workers now (after a retry, a resume, a test send), as the API
+    does; without it they find the work at their next sweep."""
+    services(request).doorbell.ring()
 
 
 class SignedOut(HTTPException):

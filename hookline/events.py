@@ -110,22 +110,52 @@ async def ingest_event(
 
 
 async def get_event(pool: Pool, tenant_id: str, event_id: str) -> Row:
-    found = row(await pool.fetchrow(QUERIES["get_event"], tenant_id, event_id))
+    found = row(await pool.fetchrow(QUERIES["get_event"], tenant_id, event_id, None))
     if found is None:
         raise NotFound(f"no event {event_id!r}")
     return found
 
 
-async def event_detail(pool: Pool, tenant_id: str, event_id: str) -> Row:
-    """One event with its deliveries counted by status and its latest content fetches."""
+async def event_detail(
+    pool: Pool, tenant_id: str, event_id: str, subscriber_id: str | None = None
+) -> Row:
+    """One event with its deliveries counted by status and its latest content fetches.
+    With ``subscriber_id`` (a portal session), only an event delivered to one of that
+    subscriber's endpoints (else :class:`NotFound`), counting only those deliveries."""
     async with pool.acquire() as conn:
-        found = row(await conn.fetchrow(QUERIES["get_event"], tenant_id, event_id))
+        found = row(await conn.fetchrow(QUERIES["get_event"], tenant_id, event_id, subscriber_id))
         if found is None:
             raise NotFound(f"no event {event_id!r}")
-        summary = await conn.fetch(QUERIES["event_delivery_summary"], tenant_id, event_id)
-        fetches = await conn.fetch(QUERIES["event_fetches"], tenant_id, event_id)
+        summary = await conn.fetch(
+            QUERIES["event_delivery_summary"], tenant_id, event_id, subscriber_id
+        )
+        fetches = await conn.fetch(QUERIES["event_fetches"], tenant_id, event_id, subscriber_id)
     found["delivery_summary"] = {r["status"]: r["n"] for r in summary}
     found["fetches"] = [dict(f) for f in fetches]
+    return found
+
+
+async def event_deliveries(
+    pool: Pool, tenant_id: str, event_id: str, subscriber_id: str | None = None, limit: int = 200
+) -> list[Row]:
+    """The first ``limit`` deliveries of an event (its fan-out), with their endpoints;
+    with ``subscriber_id``, only those to that subscriber's endpoints."""
+    records = await pool.fetch(
+        QUERIES["event_deliveries"], tenant_id, event_id, subscriber_id, limit
+    )
+    return [dict(r) for r in records]
+
+
+async def event_fanouts(
+    pool: Pool, tenant_id: str, event_ids: Sequence[str], subscriber_id: str | None = None
+) -> dict[str, dict[str, int]]:
+    """For each of ``event_ids``: how many of its deliveries are in each status (events
+    without deliveries are left out); with ``subscriber_id``, only deliveries to that
+    subscriber's endpoints count."""
+    records = await pool.fetch(QUERIES["event_fanouts"], tenant_id, list(event_ids), subscriber_id)
+    found: dict[str, dict[str, int]] = {}
+    for r in records:
+        found.setdefault(r["event_id"], {})[r["status"]] = r["n"]
     return found
 
 
@@ -139,9 +169,21 @@ async def list_events(
     before: datetime | None,
     cursor: str | None,
     limit: int,
+    subscriber_id: str | None = None,
 ) -> list[Row]:
+    """A page of events, newest first. ``subscriber`` (a uid) keeps the events addressed
+    to that subscriber; ``subscriber_id`` (a portal session) keeps those delivered to one
+    of its endpoints."""
     records = await pool.fetch(
-        QUERIES["list_events"], tenant_id, type_, subscriber, after, before, cursor, limit
+        QUERIES["list_events"],
+        tenant_id,
+        type_,
+        subscriber,
+        after,
+        before,
+        cursor,
+        limit,
+        subscriber_id,
     )
     return [dict(r) for r in records]
 

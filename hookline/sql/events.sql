@@ -83,16 +83,21 @@ ORDER BY i.n;
 SELECT producer_id FROM events WHERE tenant_id = $1 AND producer_id = ANY ($2::text[]);
 
 -- name: get_event
--- One event. $1 tenant_id, $2 event id
+-- One event; with a subscriber, only if it was delivered to one of its endpoints.
+-- $1 tenant_id, $2 event id, $3 subscriber id or NULL
 SELECT ev.id, ev.producer_id, ev.type, ev.subject, ev.url, ev.ordering_key, ev.data,
        ev.created_at, ev.schema_version, ev.expires_at, ev.cancelled_at, s.uid AS subscriber
 FROM events ev LEFT JOIN subscribers s ON s.id = ev.subscriber_id
-WHERE ev.tenant_id = $1 AND ev.id = $2;
+WHERE ev.tenant_id = $1 AND ev.id = $2
+  AND ($3::text IS NULL OR EXISTS (
+      SELECT 1 FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+      WHERE d.event_id = ev.id AND e.subscriber_id = $3));
 
 -- name: list_events
 -- A page of events, newest first. $1 tenant_id, $2 type or NULL, $3 subscriber uid or
 -- NULL, $4 created at or after, or NULL, $5 created before, or NULL, $6 cursor or NULL,
--- $7 limit
+-- $7 limit, $8 subscriber id or NULL: only events delivered to that subscriber's
+-- endpoints (a portal session)
 SELECT ev.id, ev.producer_id, ev.type, ev.subject, ev.url, ev.ordering_key, ev.data,
        ev.created_at, ev.schema_version, ev.expires_at, ev.cancelled_at, s.uid AS subscriber
 FROM events ev LEFT JOIN subscribers s ON s.id = ev.subscriber_id
@@ -102,19 +107,48 @@ WHERE ev.tenant_id = $1
   AND ($4::timestamptz IS NULL OR ev.created_at >= $4)
   AND ($5::timestamptz IS NULL OR ev.created_at < $5)
   AND ($6::text IS NULL OR ev.id < $6)
+  AND ($8::text IS NULL OR EXISTS (
+      SELECT 1 FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+      WHERE d.event_id = ev.id AND e.subscriber_id = $8))
 ORDER BY ev.id DESC LIMIT $7;
 
 -- name: event_delivery_summary
--- How many deliveries of an event are in each status. $1 tenant_id, $2 event id
-SELECT status, count(*) AS n FROM deliveries
-WHERE tenant_id = $1 AND event_id = $2 GROUP BY status;
+-- How many deliveries of an event are in each status. $1 tenant_id, $2 event id,
+-- $3 subscriber id or NULL: only deliveries to that subscriber's endpoints
+SELECT d.status, count(*) AS n FROM deliveries d
+WHERE d.tenant_id = $1 AND d.event_id = $2
+  AND ($3::text IS NULL OR d.endpoint_id IN (SELECT id FROM endpoints WHERE subscriber_id = $3))
+GROUP BY d.status;
 
 -- name: event_fetches
--- The latest fetches of an event's content link. $1 tenant_id, $2 event id
+-- The latest fetches of an event's content link. $1 tenant_id, $2 event id,
+-- $3 subscriber id or NULL: only fetches through links made for its endpoints
 SELECT f.fetched_at, f.endpoint_id, f.address
 FROM event_fetches f JOIN events ev ON ev.id = f.event_id
 WHERE ev.tenant_id = $1 AND f.event_id = $2
+  AND ($3::text IS NULL OR f.endpoint_id IN (SELECT id FROM endpoints WHERE subscriber_id = $3))
 ORDER BY f.id DESC LIMIT 50;
+
+-- name: event_fanouts
+-- How many deliveries each of some events has in each status, for a list of events.
+-- $1 tenant_id, $2 event ids, $3 subscriber id or NULL: only deliveries to its endpoints
+SELECT d.event_id, d.status, count(*) AS n FROM deliveries d
+WHERE d.tenant_id = $1 AND d.event_id = ANY ($2::text[])
+  AND ($3::text IS NULL OR d.endpoint_id IN (SELECT id FROM endpoints WHERE subscriber_id = $3))
+GROUP BY d.event_id, d.status;
+
+-- name: event_deliveries
+-- An event's deliveries with their endpoints, in the order they were made.
+-- $1 tenant_id, $2 event id, $3 subscriber id or NULL: only deliveries to its endpoints,
+-- $4 limit
+SELECT d.id, d.status, d.attempts, d.last_status, d.last_error, d.next_attempt_at,
+       d.updated_at, e.id AS endpoint_id, e.url AS endpoint_url, s.uid AS subscriber
+FROM deliveries d
+JOIN endpoints e ON e.id = d.endpoint_id
+JOIN subscribers s ON s.id = e.subscriber_id
+WHERE d.tenant_id = $1 AND d.event_id = $2 AND ($3::text IS NULL OR e.subscriber_id = $3)
+ORDER BY d.id
+LIMIT $4;
 
 -- name: get_event_content
 -- The event behind a signed fetch link, recording the fetch. The signature names the
