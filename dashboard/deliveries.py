@@ -10,7 +10,7 @@ htmx fragment, so new deliveries and status changes show without a reload.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -60,6 +60,10 @@ class Filters:
         """Whether any filter is set (besides the status, with ``beyond_status``)."""
         ignored = {"cursor", "errors", *(("status",) if beyond_status else ())}
         return any(getattr(self, f.name) for f in fields(self) if f.name not in ignored)
+
+    def only_endpoint(self) -> bool:
+        """Just one endpoint's deliveries, as the list inside an endpoint's page asks."""
+        return bool(self.endpoint) and not replace(self, endpoint="").narrowed()
 
     def query(self, **changes: str) -> str:
         """The filters as a query string, with ``changes``; empty values left out."""

@@ -169,6 +169,11 @@ async def test_an_empty_list_says_what_to_do(
     assert "No deliveries yet" in page.text and 'href="/endpoints"' in page.text
     page = await api.get("/dead-letters")
     assert "No dead letters" in page.text
+    # the live list inside an endpoint's page: no filters to clear there
+    endpoint = await _endpoint(api, tenant, "c", "http://127.0.0.1:9/hook")
+    rows = await api.get("/deliveries/rows", params={"endpoint": endpoint})
+    assert "No deliveries yet" in rows.text and "Clear filters" not in rows.text
+    assert 'hx-trigger="every 2s"' in rows.text  # and it keeps looking
 
 
 async def test_the_rows_fragment_shows_a_new_delivery_and_its_status_change_without_reload(
