@@ -2,18 +2,21 @@
 
 One dispatcher runs per worker process, as three loops sharing an in-memory queue:
 
-    claim loop     lease up to ``claim_batch`` due lanes in one statement with up to
-                   ``lane_batch`` due deliveries each, start one task per lane, never more
-                   than ``worker_concurrency`` lanes in flight; when nothing
-                   is due, sleep until the doorbell rings, a result frees a lane, the next
-                   lane falls due, or ``sweep_interval`` passes (the sweep that re-finds work
-                   nobody was woken for: a flushed Redis, a dead worker's expired lease)
+    claim loop     lease up to ``claim_batch`` due lanes with up to ``lane_batch`` due
+                   deliveries each, within their endpoints' limits (in-flight caps and
+                   rate limits, decided under a lock all workers' claims take in turn:
+                   :mod:`delivery.pacing`), start one task per lane, never more than
+                   ``worker_concurrency`` lanes in flight; when nothing is due, sleep
+                   until the doorbell rings, a result frees a lane, the next lane falls
+                   due, or ``sweep_interval`` passes (the sweep that re-finds work nobody
+                   was woken for: a flushed Redis, a dead worker's expired lease)
     lane tasks     send a lane's deliveries one after another in sequence order, each
                    under one total deadline, stopping at the first failure, once the
                    first deadline has passed (the lease covers two deadlines), or once
                    the worker is stopping (the rest are handed back, not started)
-    record loop    writes every result that has piled up in one transaction: lock lanes,
-                   append attempts, move deliveries, release lanes to their next head
+    record loop    hands every result that has piled up to :class:`Recorder`, which
+                   writes them in one transaction and releases the lanes to their next
+                   head
 
 If the process dies anywhere, Postgres still holds every lane with its lease; a lease that
 runs out makes the lane due again, so only a request in flight at the death is repeated.
@@ -25,57 +28,29 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 
 from delivery.attempt import AttemptResult, redacted, send
-from delivery.health import publish_notices_safely, record_health
 from delivery.pacing import Candidate, Pace, admit, advance
+from delivery.recorder import OUTAGE, SQL, Outcome, Recorder
 from delivery.request import build_request
 from delivery.retries import Decision, decide
-from delivery.rollups import record_rollups
-from hookline.db import Pool, Queries
-from hookline.metrics import Metrics, status_class
+from hookline.db import Pool
+from hookline.metrics import Metrics
 from hookline.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SQL = Queries(Path(__file__).resolve().parent / "sql")
 _RECORD_BATCH = 500
 _UNPARK_EVERY = 30.0  # seconds between looks for lanes parked with a stale view
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """A finished attempt and what it decided, waiting to be recorded. ``result`` is None
-    when nothing was sent: the event had expired, so the delivery is cancelled."""
-
-    job: asyncpg.Record
-    request_headers: dict[str, str]
-    result: AttemptResult | None
-    decision: Decision
-
-
-# Errors that say the database is unreachable or busy, not that a result is bad.
-_OUTAGE = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,  # shutdown, restart in progress
-    asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
-    # a pooled connection the server dropped (a restart) is handed out before asyncpg
-    # has noticed: its next query fails with this, not with a connection error
-    asyncpg.exceptions.InternalClientError,
-)
 # What claiming and looking for due work may meet: logged, retried after a sweep, never the
 # end of the claim loop (a worker whose loop died would stay idle until restarted).
-_UNAVAILABLE = (*_OUTAGE, asyncpg.PostgresError)
+_UNAVAILABLE = (*OUTAGE, asyncpg.PostgresError)
 
 _EXPIRED = Decision("cancelled", 0, None, None, "the event expired before it was delivered")
 
@@ -93,6 +68,7 @@ class Dispatcher:
         self._pool = pool
         self._transport = transport
         self._metrics = metrics
+        self._recorder = Recorder(settings, pool, metrics)
         self._outcomes: asyncio.Queue[list[Outcome]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._slot = asyncio.Event()
@@ -330,110 +306,8 @@ class Dispatcher:
             while len(runs) < _RECORD_BATCH and not self._outcomes.empty():
                 runs.append(self._outcomes.get_nowait())
             batch = [outcome for run in runs for outcome in run]
-            await self._record_safely(batch)
-            self._count(batch)
+            await self._recorder.record(batch)
+            self._recorder.count(batch)
             for _ in runs:
                 self._outcomes.task_done()
             self.wake()  # released lanes may have their next head due now
-
-    def _count(self, batch: list[Outcome]) -> None:
-        for outcome in batch:
-            result = outcome.result
-            if result is None:
-                continue  # expired before it was sent: no attempt to count
-            cls = status_class(result.status_code)
-            self._metrics.deliveries.labels(outcome.decision.status, cls).inc()
-            self._metrics.attempt_seconds.observe(result.duration_ms / 1000)
-
-    async def _record_safely(self, batch: list[Outcome]) -> None:
-        """Record a batch; through an outage, retry; one result the database refuses must
-        not hold up the others (nor, through them, shutdown)."""
-        while True:
-            try:
-                await self._record(batch)
-                return
-            except _OUTAGE as exc:
-                # keep the results: leases outlast a short outage, and if this process
-                # dies first the lanes fall due again and are resent
-                log.warning("recording %d results failed (%s); retrying", len(batch), exc)
-                await asyncio.sleep(self._settings.sweep_interval)
-            except Exception as exc:
-                if len(batch) > 1:
-                    log.warning("a result in a batch of %d was refused (%s)", len(batch), exc)
-                    for outcome in batch:
-                        await self._record_safely([outcome])
-                    return
-                try:
-                    await self._record_stripped(batch[0], exc)
-                    return
-                except _OUTAGE as outage:  # then the database went away: retry it all
-                    log.warning("recording a result failed (%s); retrying", outage)
-                    await asyncio.sleep(self._settings.sweep_interval)
-
-    async def _record_stripped(self, outcome: Outcome, exc: Exception) -> None:
-        """Keep the facts of an attempt whose details the database refused: what the
-        receiver sent is dropped, the outcome and its timing stay."""
-        result = outcome.result
-        if result is not None:
-            note = f"the response could not be stored ({type(exc).__name__})"
-            why = f"{result.error}; {note}" if result.error else note
-            result = replace(result, response_headers={}, response_body="", error=why[:500])
-        log.error(
-            "recording delivery %s failed (%s); storing it without the response",
-            outcome.job["delivery_id"],
-            exc,
-        )
-        try:
-            await self._record([replace(outcome, request_headers={}, result=result)])
-        except _OUTAGE:
-            raise
-        except Exception:
-            # nothing more to drop: the lease runs out and another worker tries again
-            log.exception("could not record delivery %s at all", outcome.job["delivery_id"])
-
-    async def _record(self, batch: list[Outcome]) -> None:
-        columns: list[list[Any]] = [[] for _ in range(14)]
-        for o in batch:
-            job, result, decision = o.job, o.result, o.decision
-            attempted = result is not None
-            row = (
-                job["delivery_id"],
-                job["lane_id"],
-                job["lease_no"],
-                decision.status,
-                job["attempts"] + 1 if attempted else job["attempts"],
-                decision.retries_used if attempted else job["retries_used"],
-                decision.next_attempt_at,
-                result.started_at if result else None,
-                result.duration_ms if result else 0.0,
-                result.status_code if result else None,
-                result.error if result else decision.reason,
-                o.request_headers,
-                result.response_headers if result else {},
-                result.response_body if result else "",
-            )
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
-        held = dict(zip(columns[1], columns[2], strict=True))  # lane -> lease, once each
-        lanes, leases = list(held), list(held.values())
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(SQL["lock_lanes"], lanes)  # before any row they guard
-            await conn.execute(SQL["record_attempts"], *columns)
-            # endpoint rows next, each statement in id order (as record_health locks them)
-            notices = await record_health(conn, batch, self._settings.endpoint_disable_after)
-            for o in sorted(batch, key=lambda o: str(o.job["endpoint_id"])):
-                if o.decision.endpoint_action is not None:
-                    status = "disabled" if o.decision.endpoint_action == "disable" else "paused"
-                    await conn.execute(
-                        SQL["set_endpoint_status"],
-                        o.job["endpoint_id"],
-                        status,
-                        o.decision.reason,
-                        o.result.status_code if o.result else None,
-                    )
-                    notices += status == "disabled"
-            await conn.execute(SQL["release_lanes"], lanes, leases)
-            # last: rollup rows are the hottest, so they are held for the least time
-            await record_rollups(conn, batch)
-        if notices:  # committed: tell the operational endpoints now, not at the next sweep
-            await publish_notices_safely(self._pool)

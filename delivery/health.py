@@ -32,7 +32,7 @@ from hookline.errors import HooklineError
 from hookline.events import ingest_events
 
 if TYPE_CHECKING:
-    from delivery.dispatcher import Outcome
+    from delivery.recorder import Outcome
 
 log = logging.getLogger(__name__)
 

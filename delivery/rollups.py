@@ -18,7 +18,7 @@ from asyncpg.pool import PoolConnectionProxy
 from hookline.db import Queries
 
 if TYPE_CHECKING:
-    from delivery.dispatcher import Outcome
+    from delivery.recorder import Outcome
 
 _SQL = Queries(Path(__file__).resolve().parent / "sql")
 

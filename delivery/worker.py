@@ -23,8 +23,9 @@ from prometheus_client import start_http_server
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from delivery.dispatcher import SQL, Dispatcher
+from delivery.dispatcher import Dispatcher
 from delivery.health import publish_notices_safely
+from delivery.recorder import SQL
 from delivery.replayer import Replayer
 from hookline import doorbell
 from hookline.db import QUERIES, Pool

@@ -21,7 +21,8 @@ from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook
 
 from delivery.attempt import AttemptResult
-from delivery.dispatcher import Dispatcher, Outcome
+from delivery.dispatcher import Dispatcher
+from delivery.recorder import Outcome, Recorder
 from delivery.retries import Decision
 from delivery.transport import create_transport
 from hookline.db import Pool
@@ -388,7 +389,7 @@ async def test_one_batch_of_results_for_several_endpoints_is_judged_per_endpoint
             ),
         ]
         async with asyncio.timeout(10):
-            await dispatcher._record_safely(batch)
+            await Recorder(settings, pool, Metrics()).record(batch)
     finally:
         await transport.aclose()
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import httpx
 
 from delivery.attempt import AttemptResult
-from delivery.dispatcher import Dispatcher, Outcome
+from delivery.dispatcher import Dispatcher
+from delivery.recorder import Outcome, Recorder
 from delivery.retries import Decision
 from delivery.transport import create_transport
 from hookline.db import Pool
@@ -46,7 +47,7 @@ async def test_a_refused_result_is_stored_without_its_response_and_the_rest_go_o
     poison = Outcome(jobs[1], {}, AttemptResult(now, 1.0, 200, None, {}, "bad\x00body"), done)
     try:
         async with asyncio.timeout(10):  # before, this retried the same batch forever
-            await dispatcher._record_safely([good, poison])
+            await Recorder(settings, pool, Metrics()).record([good, poison])
     finally:
         await transport.aclose()
     rows = await pool.fetch(

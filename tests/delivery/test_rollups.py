@@ -10,7 +10,8 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from delivery.attempt import AttemptResult
-from delivery.dispatcher import _EXPIRED, Dispatcher, Outcome
+from delivery.dispatcher import _EXPIRED, Dispatcher
+from delivery.recorder import Outcome, Recorder
 from delivery.retries import Decision
 from delivery.transport import create_transport
 from hookline.activity import LATENCY_BOUNDS_MS, percentile
@@ -144,7 +145,7 @@ async def test_an_expired_event_or_a_stale_lease_adds_no_attempt_or_dead_letter(
         )
         now = datetime.now(UTC)
         dead = Decision("failed", 2, None, None, "retries used up")
-        await dispatcher._record_safely(
+        await Recorder(settings, pool, Metrics()).record(
             [
                 Outcome(expired, {}, None, _EXPIRED),
                 Outcome(current, {}, AttemptResult(now, 7.0, 500, None, {}, ""), dead),
@@ -194,7 +195,7 @@ async def test_a_minute_row_adds_up_batch_after_batch(
         assert len(jobs) == 3
         for job, ms in zip(jobs, (3.0, 40.0, 45000.0), strict=True):
             result = AttemptResult(minute, ms, 200, None, {}, "")
-            await dispatcher._record_safely([Outcome(job, {}, result, ok)])
+            await Recorder(settings, pool, Metrics()).record([Outcome(job, {}, result, ok)])
     finally:
         await transport.aclose()
     row = await pool.fetchrow("SELECT * FROM attempt_rollups WHERE endpoint_id = $1", endpoint)
