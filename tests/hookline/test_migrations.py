@@ -6,6 +6,7 @@ import asyncio
 
 import asyncpg
 
+from hookline.db import Pool
 from hookline.migrations import load_migrations, migrate
 from tests.conftest import Backing
 
@@ -30,3 +31,14 @@ async def test_concurrent_migrators_apply_each_file_once(backing: Backing) -> No
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_ids_made_one_after_another_sort_in_that_order(pool: Pool) -> None:
+    # within one millisecond they used to sort at random ("newest first" lists shuffled)
+    made = [await pool.fetchval("SELECT hookline_id('evt')") for _ in range(300)]
+    assert made == sorted(made) and len(set(made)) == len(made)
+    assert all(len(i) == len("evt_") + 32 for i in made)
+    # the same shape as before: 12 hex digits of milliseconds lead
+    ms = int(made[0][4:16], 16)
+    now_ms = await pool.fetchval("SELECT (extract(epoch FROM now()) * 1000)::bigint")
+    assert abs(now_ms - ms) < 60_000
