@@ -10,8 +10,7 @@ import pytest
 from hookline.db import Pool
 from hookline.tenants import create_user
 from tests.conftest import TenantKey
-
-EMAIL, PASSWORD = "ops@acme.test", "correct horse battery"
+from tests.dashboard.sessions import EMAIL, PASSWORD, csrf_of
 
 
 @pytest.fixture
@@ -21,12 +20,6 @@ async def operator(pool: Pool, tenant: TenantKey) -> str:
 
 async def _login(api: httpx.AsyncClient, password: str = PASSWORD, **extra: str) -> httpx.Response:
     return await api.post("/login", data={"email": EMAIL, "password": password, **extra})
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, "no CSRF token on the page"
-    return found.group(1)
 
 
 async def test_a_signed_out_visitor_is_sent_to_the_login_form(api: httpx.AsyncClient) -> None:
@@ -56,7 +49,7 @@ async def test_login_sets_a_fresh_httponly_samesite_cookie_and_logout_ends_it(
 
     r = await api.post("/logout", data={"csrf": "wrong"})
     assert r.status_code == 403  # no logging people out from another site
-    r = await api.post("/logout", data={"csrf": _csrf(page.text)})
+    r = await api.post("/logout", data={"csrf": csrf_of(page.text)})
     assert r.status_code == 303
     api.cookies.set("hookline_session", token)
     assert (await api.get("/")).status_code == 303  # the session is gone server-side

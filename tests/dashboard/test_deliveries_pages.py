@@ -12,39 +12,11 @@ from redis.asyncio import Redis
 
 from hookline.db import Pool
 from hookline.settings import Settings
-from hookline.tenants import create_user
 from tests.conftest import TenantKey, running_worker
+from tests.dashboard.sessions import open_portal, sign_in
 from tests.receiver import Received, Receiver, wait_for
 
-EMAIL, PASSWORD = "ops@acme.test", "correct horse battery"
 HTMX = {"hx-request": "true"}
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, "no CSRF token on the page"
-    return found.group(1)
-
-
-async def _operator(api: httpx.AsyncClient, pool: Pool, tenant: TenantKey) -> str:
-    """Sign in as an operator of ``tenant``; the CSRF token of the session."""
-    await create_user(pool, tenant.id, EMAIL, PASSWORD)
-    r = await api.post("/login", data={"email": EMAIL, "password": PASSWORD})
-    assert r.status_code == 303, r.text
-    return _csrf((await api.get("/deliveries")).text)
-
-
-async def _portal(api: httpx.AsyncClient, tenant: TenantKey, uid: str) -> str:
-    """Sign in as subscriber ``uid`` through a portal link; the CSRF token of the session."""
-    api.cookies.clear()
-    link = await api.post(f"/v1/subscribers/{uid}/portal-link", headers=tenant.headers, json={})
-    url = link.json()["url"]
-    page = await api.get(url[url.index("/portal/login") :])
-    token = re.search(r'name="token" value="([^"]+)"', page.text)
-    assert token
-    r = await api.post("/portal/login", data={"token": token.group(1)})
-    assert r.status_code == 303
-    return _csrf((await api.get("/deliveries")).text)
 
 
 async def _endpoint(api: httpx.AsyncClient, tenant: TenantKey, uid: str, url: str) -> str:
@@ -122,7 +94,7 @@ async def test_the_list_shows_deliveries_and_each_filter_narrows_it(
         await failing.stop()
     old = by_endpoint[bad]
     await pool.execute("UPDATE deliveries SET created_at = '2020-01-01Z' WHERE id = $1", old)
-    await _operator(api, pool, tenant)
+    await sign_in(api, pool, tenant)
 
     async def shown(**params: str) -> set[str]:
         r = await api.get("/deliveries", params=params)
@@ -164,7 +136,7 @@ async def test_the_list_shows_deliveries_and_each_filter_narrows_it(
 async def test_an_empty_list_says_what_to_do(
     api: httpx.AsyncClient, pool: Pool, tenant: TenantKey
 ) -> None:
-    await _operator(api, pool, tenant)
+    await sign_in(api, pool, tenant)
     page = await api.get("/deliveries")
     assert "No deliveries yet" in page.text and 'href="/endpoints"' in page.text
     page = await api.get("/dead-letters")
@@ -185,7 +157,7 @@ async def test_the_rows_fragment_shows_a_new_delivery_and_its_status_change_with
     receiver: Receiver,
 ) -> None:
     await _endpoint(api, tenant, "c1", receiver.url)
-    await _operator(api, pool, tenant)
+    await sign_in(api, pool, tenant)
     page = await api.get("/deliveries")
     poll = re.search(r'hx-get="(/deliveries/rows\?[^"]*)"', page.text)
     assert poll, "the list does not poll its rows"
@@ -235,7 +207,7 @@ async def test_the_delivery_page_shows_each_attempt_escaped(
     assert r.status_code == 200, r.text
     event = await _send(api, tenant, "order.created", data={"note": "<b>bold</b>"})
     (delivery,) = (await _deliveries(api, tenant, event)).values()
-    await _operator(api, pool, tenant)
+    await sign_in(api, pool, tenant)
     page = await api.get(f"/deliveries/{delivery}")
     assert page.status_code == 200
     assert f'hx-get="/deliveries/{delivery}/live' in page.text  # pending: it refreshes
@@ -286,7 +258,7 @@ async def test_retry_needs_the_csrf_token_and_sends_a_dead_letter_again(
         (ok,) = (await _deliveries(api, tenant, ok_event)).values()
         await _until_settled(pool, [ok])
     assert await _statuses(pool, [failed, ok]) == {failed: "failed", ok: "succeeded"}
-    csrf = await _operator(api, pool, tenant)
+    csrf = await sign_in(api, pool, tenant)
 
     dead = await api.get("/dead-letters")
     assert _shown(dead.text, [failed, ok]) == {failed}
@@ -343,7 +315,7 @@ async def test_a_replay_is_counted_started_and_followed_to_the_end(
     receiver: Receiver,
 ) -> None:
     endpoint, failed = await _dead_letters(api, pool, tenant, settings, redis, receiver, 3)
-    csrf = await _operator(api, pool, tenant)
+    csrf = await sign_in(api, pool, tenant)
     form = await api.get("/replays/new", params={"status": "failed", "endpoint": endpoint})
     assert form.status_code == 200
     assert f'<option value="{endpoint}" selected>' in form.text
@@ -392,7 +364,7 @@ async def test_the_replay_form_says_what_is_wrong_next_to_the_field(
     api: httpx.AsyncClient, pool: Pool, tenant: TenantKey, receiver: Receiver
 ) -> None:
     endpoint = await _endpoint(api, tenant, "c1", receiver.url)
-    csrf = await _operator(api, pool, tenant)
+    csrf = await sign_in(api, pool, tenant)
     r = await api.post(
         "/replays",
         data={"csrf": csrf, "endpoint": endpoint, "missed": "1", "rate": "0", "since": "soon"},
@@ -413,7 +385,7 @@ async def test_a_replay_pauses_resumes_and_cancels(
     api: httpx.AsyncClient, pool: Pool, tenant: TenantKey, receiver: Receiver
 ) -> None:
     endpoint = await _endpoint(api, tenant, "c1", receiver.url)
-    csrf = await _operator(api, pool, tenant)
+    csrf = await sign_in(api, pool, tenant)
     started = await api.post(
         "/replays", data={"csrf": csrf, "endpoint": endpoint, "statuses": "failed"}
     )
@@ -448,7 +420,8 @@ async def test_a_portal_session_sees_only_its_own_deliveries_and_replays(
     replay = await api.post(f"/v1/endpoints/{theirs}/replay", headers=tenant.headers, json={})
     other_replay = replay.json()["id"]
 
-    csrf = await _portal(api, tenant, "c1")
+    api.cookies.clear()
+    csrf = await open_portal(api, api, tenant, "c1")
     page = await api.get("/deliveries")
     assert _shown(page.text, [own, other]) == {own}
     assert "/mine" in page.text and "/theirs" not in page.text  # nor in the endpoint picker

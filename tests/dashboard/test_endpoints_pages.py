@@ -23,9 +23,9 @@ from hookline.errors import NotFound
 from hookline.settings import Settings
 from hookline.tenants import create_user
 from tests.conftest import TenantKey, running_worker
+from tests.dashboard.sessions import EMAIL, PASSWORD, csrf_of, open_portal
 from tests.receiver import Receiver, wait_for
 
-EMAIL, PASSWORD = "ops@acme.test", "correct horse battery"
 SCRIPT = "<script>alert(1)</script>"
 
 
@@ -47,12 +47,6 @@ class Browser:
     async def htmx(self, path: str, data: dict[str, Any] | None = None) -> httpx.Response:
         headers = {"hx-request": "true", "x-csrf-token": self.csrf}
         return await self.client.post(path, data=data or {}, headers=headers)
-
-
-def _csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, "no CSRF token on the page"
-    return found.group(1)
 
 
 def _error_of(page: str, field: str) -> str:
@@ -91,7 +85,7 @@ async def operator(
     browser = Browser(browsers())
     r = await browser.client.post("/login", data={"email": EMAIL, "password": PASSWORD})
     assert r.status_code == 303
-    browser.csrf = _csrf((await browser.get("/")).text)
+    browser.csrf = csrf_of((await browser.get("/")).text)
     return browser
 
 
@@ -122,15 +116,8 @@ async def catalog(api: httpx.AsyncClient, tenant: TenantKey) -> None:
 async def _portal(
     api: httpx.AsyncClient, tenant: TenantKey, browsers: Callable[[], httpx.AsyncClient], uid: str
 ) -> Browser:
-    r = await api.post(f"/v1/subscribers/{uid}/portal-link", headers=tenant.headers, json={})
-    link = r.json()["url"]
     browser = Browser(browsers())
-    page = await browser.get(link[link.index("/portal/login") :])
-    token = re.search(r'name="token" value="([^"]+)"', page.text)
-    assert token
-    r = await browser.client.post("/portal/login", data={"token": token.group(1)})
-    assert r.status_code == 303
-    browser.csrf = _csrf((await browser.get("/")).text)
+    browser.csrf = await open_portal(browser.client, api, tenant, uid)
     return browser
 
 

@@ -27,27 +27,14 @@ from hookline.migrations import migrate
 from hookline.settings import Settings
 from hookline.tenants import create_user
 from tests.conftest import TenantKey, make_settings, running_worker
+from tests.dashboard.sessions import EMAIL, PASSWORD, open_portal, sign_in
 from tests.receiver import Received, Receiver, wait_for
-
-EMAIL, PASSWORD = "ops@acme.test", "correct horse battery"
-
-
-async def _operator(api: httpx.AsyncClient, pool: Pool, tenant: TenantKey) -> None:
-    await create_user(pool, tenant.id, EMAIL, PASSWORD)
-    r = await api.post("/login", data={"email": EMAIL, "password": PASSWORD})
-    assert r.status_code == 303, r.text
 
 
 async def _portal(api: httpx.AsyncClient, tenant: TenantKey, uid: str) -> None:
     """Sign in as subscriber ``uid`` through a portal link (instead of anyone before)."""
     api.cookies.clear()
-    link = await api.post(f"/v1/subscribers/{uid}/portal-link", headers=tenant.headers, json={})
-    url = link.json()["url"]
-    page = await api.get(url[url.index("/portal/login") :])
-    token = re.search(r'name="token" value="([^"]+)"', page.text)
-    assert token
-    r = await api.post("/portal/login", data={"token": token.group(1)})
-    assert r.status_code == 303
+    await open_portal(api, api, tenant, uid)
 
 
 async def _subscriber(api: httpx.AsyncClient, tenant: TenantKey, uid: str) -> None:
@@ -95,7 +82,7 @@ def _stat(page: str, label: str) -> tuple[str, str]:
 async def test_an_empty_tenant_is_shown_its_first_steps_not_empty_charts(
     api: httpx.AsyncClient, pool: Pool, tenant: TenantKey
 ) -> None:
-    await _operator(api, pool, tenant)
+    await sign_in(api, pool, tenant)
     page = (await api.get("/")).text
     assert "Register an endpoint" in page and 'href="/endpoints/new"' in page
     assert "<svg" not in page and "Send an event" in page
@@ -139,7 +126,7 @@ async def test_the_overview_counts_what_the_worker_recorded_in_each_scope(
     async with running_worker(settings, pool, redis):  # 2 retries, then dead letters
         await wait_for(settled, timeout=30, what="every delivery to finish")
 
-    await _operator(api, pool, tenant)
+    await sign_in(api, pool, tenant)
     page = (await api.get("/")).text
     # 5 + 5 delivered at once; 5 x 3 attempts to /bad, all failed, then dead-lettered
     assert _stat(page, "Delivered") == ("10", "25 attempts, 15 failed")
@@ -315,7 +302,7 @@ async def test_a_million_attempts_are_counted_from_rollups_without_reading_attem
 async def test_events_show_their_fan_out_and_their_data_escaped(
     api: httpx.AsyncClient, pool: Pool, tenant: TenantKey
 ) -> None:
-    await _operator(api, pool, tenant)
+    await sign_in(api, pool, tenant)
     page = (await api.get("/events")).text
     assert "No events yet" in page and "POST /v1/events" in page
 
@@ -384,7 +371,7 @@ async def test_a_subscriber_sees_only_the_events_delivered_to_it(
 async def test_the_catalog_shows_each_type_with_its_schemas_and_examples(
     api: httpx.AsyncClient, pool: Pool, tenant: TenantKey
 ) -> None:
-    await _operator(api, pool, tenant)
+    await sign_in(api, pool, tenant)
     assert "No event types yet" in (await api.get("/event-types")).text
     schema = {
         "type": "object",

@@ -1,0 +1,44 @@
+"""Signing in to the dashboard from tests, as a browser would: the login form, or a
+portal link and its button; and the CSRF token a page carries."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from hookline.db import Pool
+from hookline.tenants import create_user
+from tests.conftest import TenantKey
+
+EMAIL, PASSWORD = "ops@acme.test", "correct horse battery"
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+async def sign_in(api: httpx.AsyncClient, pool: Pool, tenant: TenantKey) -> str:
+    """Make an operator of ``tenant`` and sign in through the form; the session's CSRF
+    token."""
+    await create_user(pool, tenant.id, EMAIL, PASSWORD)
+    r = await api.post("/login", data={"email": EMAIL, "password": PASSWORD})
+    assert r.status_code == 303, r.text
+    return csrf_of((await api.get("/")).text)
+
+
+async def open_portal(
+    client: httpx.AsyncClient, api: httpx.AsyncClient, tenant: TenantKey, uid: str
+) -> str:
+    """Open a portal link for subscriber ``uid`` (made through ``api``) in ``client`` and
+    press its button; the session's CSRF token."""
+    r = await api.post(f"/v1/subscribers/{uid}/portal-link", headers=tenant.headers, json={})
+    url = r.json()["url"]
+    page = await client.get(url[url.index("/portal/login") :])
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token, "no token on the portal page"
+    r = await client.post("/portal/login", data={"token": token.group(1)})
+    assert r.status_code == 303, r.text
+    return csrf_of((await client.get("/")).text)
