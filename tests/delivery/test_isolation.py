@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from delivery.pacing import Candidate, admit, advance, allowance, burst
 from hookline.db import Pool
 from hookline.settings import Settings
+from tests.api.test_endpoints import make_endpoint
 from tests.conftest import TenantKey, running_worker
 from tests.receiver import Received, Receiver, wait_for
 
@@ -87,15 +88,6 @@ class Gauge:
         return web.Response(status=204)
 
 
-async def _endpoint(api: httpx.AsyncClient, tenant: TenantKey, url: str, **fields: Any) -> str:
-    await api.post("/v1/subscribers", headers=tenant.headers, json={"uid": "c"})
-    r = await api.post(
-        "/v1/endpoints", headers=tenant.headers, json={"subscriber": "c", "url": url, **fields}
-    )
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
-
-
 async def _ingest(api: httpx.AsyncClient, tenant: TenantKey, events: list[dict[str, Any]]) -> None:
     r = await api.post("/v1/events/batch", headers=tenant.headers, json={"events": events})
     assert r.status_code == 202, r.text
@@ -118,7 +110,7 @@ async def test_keyed_lanes_run_in_parallel_up_to_max_in_flight_across_workers(
 ) -> None:
     gauge = Gauge(0.15)
     receiver.respond = gauge
-    await _endpoint(api, tenant, receiver.url, ordering="keyed", max_in_flight=3)
+    await make_endpoint(api, tenant, receiver.url, ordering="keyed", max_in_flight=3)
     await _ingest(
         api,
         tenant,
@@ -139,7 +131,7 @@ async def test_none_ordering_is_capped_too(
 ) -> None:
     gauge = Gauge(0.1)
     receiver.respond = gauge
-    endpoint = await _endpoint(api, tenant, receiver.url, ordering="none")
+    endpoint = (await make_endpoint(api, tenant, receiver.url, ordering="none"))["id"]
     default_cap = (await api.get(f"/v1/endpoints/{endpoint}", headers=tenant.headers)).json()
     assert default_cap["max_in_flight"] == 10
     r = await api.patch(
@@ -161,7 +153,8 @@ async def test_a_rate_limit_holds_across_workers(
     redis: Redis,
 ) -> None:
     rate, count = 10, 25
-    await _endpoint(api, tenant, receiver.url, ordering="none", rate_limit=rate, max_in_flight=50)
+    fields: dict[str, Any] = {"ordering": "none", "rate_limit": rate, "max_in_flight": 50}
+    await make_endpoint(api, tenant, receiver.url, **fields)
     await _ingest(api, tenant, [{"type": "t", "data": {"i": i}} for i in range(count)])
     async with two_workers(settings, pool, redis):
         await wait_for(lambda: len(receiver.requests) == count, what="every delivery")
@@ -206,7 +199,7 @@ async def test_a_hanging_endpoint_holds_at_most_a_quarter_of_a_workers_slots(
     await hanging.start()
     await healthy.start()
     try:
-        await _endpoint(api, tenant, hanging.url, ordering="none", max_in_flight=100)
+        await make_endpoint(api, tenant, hanging.url, ordering="none", max_in_flight=100)
         await _ingest(api, tenant, [{"type": "slow", "data": {"i": i}} for i in range(20)])
         await api.post("/v1/subscribers", headers=tenant.headers, json={"uid": "d"})
         r = await api.post(
@@ -238,7 +231,7 @@ async def test_a_lane_parked_with_a_stale_view_of_a_resumed_endpoint_is_schedule
     pool: Pool,
     redis: Redis,
 ) -> None:
-    await _endpoint(api, tenant, receiver.url)
+    await make_endpoint(api, tenant, receiver.url)
     await _ingest(api, tenant, [{"type": "t", "data": {}}])
     # what a claim that saw the endpoint still paused leaves behind after a resume
     await pool.execute("UPDATE lanes SET ready_at = NULL")

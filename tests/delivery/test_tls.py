@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from hookline.db import Pool
 from hookline.settings import Settings
+from tests.api.test_endpoints import make_endpoint
 from tests.conftest import TenantKey, running_worker
 from tests.receiver import wait_for
 
@@ -83,11 +84,7 @@ async def _deliver(
     redis: Redis,
     url: str,
 ) -> dict[str, Any]:
-    await api.post("/v1/subscribers", headers=tenant.headers, json={"uid": "c"})
-    r = await api.post(
-        "/v1/endpoints", headers=tenant.headers, json={"subscriber": "c", "url": url}
-    )
-    assert r.status_code == 201, r.text
+    await make_endpoint(api, tenant, url)
     await api.post("/v1/events", headers=tenant.headers, json={"type": "t", "data": {}})
 
     async def first_attempt() -> dict[str, Any] | None:
