@@ -138,16 +138,12 @@ def _ago(value: datetime | None) -> str:
     if value is None:
         return "-"
     seconds = (datetime.now(UTC) - value).total_seconds()
-    if seconds < 0:
-        seconds = -seconds
-        for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-            if seconds >= size:
-                return f"in {seconds // size:.0f} {unit}"
-        return f"in {seconds:.0f} s"
+    span = f"{abs(seconds):.0f} s"
     for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            return f"{seconds // size:.0f} {unit} ago"
-    return f"{seconds:.0f} s ago"
+        if abs(seconds) >= size:
+            span = f"{abs(seconds) // size:.0f} {unit}"
+            break
+    return f"in {span}" if seconds < 0 else f"{span} ago"
 
 
 def _number(value: float | int | None) -> str:
