@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import tenant
 from api.http import JSON, page, read_model, read_query, services
 from api.openapi import ApiRoute, Handler, operation
-from api.schemas import ListQuery, Name, Page, Strict
+from api.schemas import ListQuery, Moment, Name, Page, Strict
 from hookline import replays as kernel
 from hookline.db import Row
 from hookline.errors import InvalidInput, NotFound
@@ -21,16 +21,6 @@ M = TypeVar("M", bound=BaseModel)
 
 State = Literal["running", "paused", "cancelled", "done"]
 Replayable = Literal["failed", "cancelled", "succeeded"]
-
-
-def _storable(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-        raise ValueError("out of range") from None
-
-
-Moment = Annotated[AwareDatetime, AfterValidator(_storable)]
 
 
 class ReplayIn(Strict):
@@ -138,7 +128,9 @@ async def _start(request: Request, tenant_id: str, endpoint: str | None, body: R
     if body.dry_run:
         return JSON({"count": await kernel.count_replay(svc.pool, tenant_id, wanted)})
     rate = body.rate or svc.settings.replay_rate
-    created = await kernel.create_replay(svc.pool, tenant_id, wanted, rate)
+    created = await kernel.create_replay(
+        svc.pool, tenant_id, wanted, rate, quota=svc.settings.tenant_max_replays
+    )
     return JSON(replay_shape(created), status_code=202)
 
 
@@ -240,9 +232,9 @@ routes = [
         replay_endpoint,
         "Replay an endpoint's deliveries",
         ReplayIn,
-        (400, 404, 422),
+        (400, 404, 422, 429),
     ),
-    _starting("/v1/replays", create, "Replay deliveries by filter", ReplaysIn, (400, 422)),
+    _starting("/v1/replays", create, "Replay deliveries by filter", ReplaysIn, (400, 422, 429)),
     operation(
         "GET",
         "/v1/replays",

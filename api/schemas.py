@@ -5,11 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.config import JsonDict
+
+from hookline.moments import RANGE, check_moment
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Text = Annotated[str, Field(max_length=1000)]
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
+
+
+def _say_range(schema: JsonDict) -> None:
+    said = str(schema.get("description", "")).rstrip()
+    schema["description"] = f"{said} {RANGE[0].upper()}{RANGE[1:]}.".lstrip()
+
+
+#: A date-time with a zone within the range every moment hookline accepts lies in.
+Moment = Annotated[AwareDatetime, AfterValidator(check_moment), Field(json_schema_extra=_say_range)]
 
 
 def _iso_only(value: Any) -> Any:
@@ -20,7 +32,7 @@ def _iso_only(value: Any) -> Any:
 
 #: A date-time with a zone in a query string, ISO 8601 only: a bare number is not read as
 #: Unix seconds. (Bodies are validated strictly as JSON, which already wants a string.)
-IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
+IsoDatetime = Annotated[Moment, BeforeValidator(_iso_only)]
 
 
 class Strict(BaseModel):

@@ -34,18 +34,25 @@ import asyncpg
 import httpx
 
 from delivery.attempt import AttemptResult, redacted, send
-from delivery.pacing import Candidate, Pace, admit, advance
+from delivery.pacing import Candidate, Pace, admit, advance, tenant_rooms
 from delivery.recorder import OUTAGE, SQL, Outcome, Recorder
 from delivery.request import build_request
 from delivery.retries import Decision, decide
 from hookline.db import Pool
 from hookline.metrics import Metrics
 from hookline.settings import Settings
+from hookline.vault import Vault
 
 log = logging.getLogger(__name__)
 
 _RECORD_BATCH = 500
 _UNPARK_EVERY = 30.0  # seconds between looks for lanes parked with a stale view
+# A deferred lane (its endpoint could take no more) is woken when a lane of its endpoint is
+# released; this many sweep intervals at the latest (a lease that ran out frees no lane).
+_DEFER_SWEEPS = 5
+# Due lanes a claim looks at per tenant, in claim batches: enough to find those it may send
+# behind lanes it defers, few enough that a tenant's backlog costs a claim little.
+_WINDOW_BATCHES = 2
 
 
 # What claiming and looking for due work may meet: logged, retried after a sweep, never the
@@ -68,12 +75,15 @@ class Dispatcher:
         self._pool = pool
         self._transport = transport
         self._metrics = metrics
+        self._vault = Vault.from_settings(settings)
         self._recorder = Recorder(settings, pool, metrics)
         self._outcomes: asyncio.Queue[list[Outcome]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._slot = asyncio.Event()
-        self._in_flight: dict[asyncio.Task[None], str] = {}  # lane task -> endpoint id
+        # lane task -> (endpoint id, tenant id)
+        self._in_flight: dict[asyncio.Task[None], tuple[str, str]] = {}
         self._busy: dict[str, int] = {}  # endpoint id -> its lanes this worker has in flight
+        self._tenant_busy: dict[str, int] = {}  # tenant id -> its lanes in flight here
         # one endpoint may hold at most a quarter of this worker's slots
         self._local_cap = max(1, settings.worker_concurrency // 4)
         self._next_unpark = 0.0
@@ -125,10 +135,11 @@ class Dispatcher:
             for job in jobs:  # ordered by lane, then sequence
                 lanes.setdefault(job["lane_id"], []).append(job)
             for run in lanes.values():
-                endpoint = run[0]["endpoint_id"]
+                endpoint, owner = run[0]["endpoint_id"], run[0]["tenant_id"]
                 self._busy[endpoint] = self._busy.get(endpoint, 0) + 1
+                self._tenant_busy[owner] = self._tenant_busy.get(owner, 0) + 1
                 task = asyncio.create_task(self._run_lane(run))
-                self._in_flight[task] = endpoint
+                self._in_flight[task] = (endpoint, owner)
                 task.add_done_callback(self._done)
             if len(lanes) < want:
                 await self._sleep(await self._idle_time())
@@ -138,32 +149,57 @@ class Dispatcher:
         """Endpoints holding as many of this worker's slots as one endpoint may."""
         return [e for e, n in self._busy.items() if n >= self._local_cap]
 
-    async def _claim(self, want: int) -> list[asyncpg.Record]:
-        """Lease up to ``want`` due lanes within their endpoints' limits; return the
-        deliveries to send, by lane in sequence order."""
+    def _rooms(self) -> tuple[dict[str, int], int]:
+        """How many more lanes each tenant may take here (see :func:`tenant_rooms`)."""
         settings = self._settings
+        return tenant_rooms(
+            self._tenant_busy, settings.worker_concurrency, settings.worker_tenant_share
+        )
+
+    async def _claim(self, want: int) -> list[asyncpg.Record]:
+        """Lease up to ``want`` due lanes within their endpoints' limits and their tenants'
+        shares; return the deliveries to send, by lane in sequence order."""
+        settings = self._settings
+        rooms, newcomer = self._rooms()
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(SQL["claim_lock"])
-            picked = await conn.fetch(SQL["pick_lanes"], want, self._saturated())
-            if not picked:
+            picked = await conn.fetch(
+                SQL["pick_lanes"],
+                want,
+                self._saturated(),
+                list(rooms),
+                list(rooms.values()),
+                newcomer,
+                _WINDOW_BATCHES * settings.claim_batch,
+            )
+            held = [r["lane_id"] for r in picked if r["held"]]
+            if held:
+                await conn.execute(
+                    SQL["defer_lanes"], held, _DEFER_SWEEPS * settings.sweep_interval
+                )
+            open_ = [r for r in picked if not r["held"]]
+            if not open_:
                 return []
             admission = admit(
                 [
                     Candidate(
                         r["lane_id"],
                         r["endpoint_id"],
+                        r["tenant_id"],
                         r["active"],
                         r["cap"],
                         r["busy"],
                         r["rate"],
                         r["tat"],
                     )
-                    for r in picked
+                    for r in open_
                 ],
-                now=picked[0]["now"],
+                want=want,
+                now=open_[0]["now"],
                 lane_batch=settings.lane_batch,
                 local_busy=self._busy,
                 local_cap=self._local_cap,
+                tenant_room={r["tenant_id"]: rooms.get(r["tenant_id"], newcomer) for r in open_},
             )
             if admission.park:
                 await conn.execute(SQL["park_lanes"], admission.park)
@@ -176,7 +212,7 @@ class Dispatcher:
                 settings.delivery_timeout,
                 settings.lease_margin,
             )
-            paces = self._paces(picked, jobs)
+            paces = self._paces(open_, jobs)
             if paces:
                 await conn.execute(
                     SQL["pace_endpoints"],
@@ -214,9 +250,9 @@ class Dispatcher:
         """Seconds until the next lane falls due, at most one sweep interval."""
         interval = self._settings.sweep_interval
         try:
-            due: datetime | None = await self._pool.fetchval(
-                SQL["next_ready_at"], self._saturated()
-            )
+            rooms, _ = self._rooms()
+            full = [tenant for tenant, room in rooms.items() if room <= 0]
+            due: datetime | None = await self._pool.fetchval(SQL["next_ready_at"], full)
         except _UNAVAILABLE:
             return interval
         if due is None:
@@ -231,13 +267,10 @@ class Dispatcher:
                 await self._wake.wait()
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        endpoint = self._in_flight.pop(task, None)
-        if endpoint is not None:
-            left = self._busy.get(endpoint, 0) - 1
-            if left > 0:
-                self._busy[endpoint] = left
-            else:
-                self._busy.pop(endpoint, None)
+        held = self._in_flight.pop(task, None)
+        if held is not None:
+            _release(self._busy, held[0])
+            _release(self._tenant_busy, held[1])
         self._slot.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("attempt task crashed", exc_info=task.exception())
@@ -254,27 +287,31 @@ class Dispatcher:
                 # another attempt could outlast the lease, or the worker is shutting down:
                 # recording releases the lane, and the rest wait for the next claim
                 break
-            expires_at = job["expires_at"]
-            if expires_at is not None and expires_at <= datetime.now(UTC):
-                # never sent late: the producer said the event is stale by now
-                outcomes.append(Outcome(job, {}, None, _EXPIRED))
-                continue
-            try:
-                outcome = await self._attempt(job, deadline)
-            except Exception as exc:
-                # a bug of ours must cost this delivery an attempt (and in the end a dead
-                # letter someone sees), not leave its lane leased and retried forever
-                log.exception("preparing delivery %s failed", job["delivery_id"])
-                failed = AttemptResult(datetime.now(UTC), 0.0, error=f"internal error: {exc!r}")
-                outcome = Outcome(job, {}, failed, self._decide(job, failed))
+            outcome = await self._outcome(job, deadline)
             outcomes.append(outcome)
             if outcome.decision.status != "succeeded":
                 break  # the head failed: nothing after it may overtake it
         await self._outcomes.put(outcomes)
 
+    async def _outcome(self, job: asyncpg.Record, deadline: float) -> Outcome:
+        """What became of one delivery. Nothing about it (its expiry, body, headers,
+        policy) may stop its lane: any error of ours costs this delivery an attempt with
+        the error recorded (and in the end a dead letter someone sees), never a lane left
+        leased and retried forever."""
+        try:
+            if job["expired"]:
+                # never sent late: the producer said the event is stale by now
+                return Outcome(job, {}, None, _EXPIRED)
+            return await self._attempt(job, deadline)
+        except Exception as exc:
+            log.exception("preparing delivery %s failed", job["delivery_id"])
+            error = f"internal error: {type(exc).__name__}: {exc}"[:500]
+            failed = AttemptResult(datetime.now(UTC), 0.0, error=error)
+            return Outcome(job, {}, failed, self._decide_safely(job, failed))
+
     async def _attempt(self, job: asyncpg.Record, deadline: float) -> Outcome:
         settings = self._settings
-        headers, body = build_request(self._settings, job)
+        headers, body = build_request(self._settings, self._vault, job)
         result = await send(
             self._transport,
             job["url"],
@@ -283,7 +320,8 @@ class Dispatcher:
             deadline=deadline,
             max_bytes=settings.response_max_bytes,
         )
-        return Outcome(job, redacted(headers), result, self._decide(job, result))
+        shown = redacted(headers, job["sensitive_headers"])
+        return Outcome(job, shown, result, self._decide(job, result))
 
     def _decide(self, job: asyncpg.Record, result: AttemptResult) -> Decision:
         settings = self._settings
@@ -298,6 +336,24 @@ class Dispatcher:
             now=datetime.now(UTC),
         )
 
+    def _decide_safely(self, job: asyncpg.Record, result: AttemptResult) -> Decision:
+        """:meth:`_decide`, or when even the policy cannot be read, the installation's
+        schedule: a delivery always moves on."""
+        try:
+            return self._decide(job, result)
+        except Exception:
+            log.exception("judging delivery %s failed", job["delivery_id"])
+            settings = self._settings
+            return decide(
+                status_code=None,
+                retry_after=None,
+                retries_used=int(job["retries_used"] or 0),
+                schedule=settings.retry_schedule,
+                on_exhausted="dead_letter",
+                retry_after_cap=settings.retry_after_cap,
+                now=datetime.now(UTC),
+            )
+
     # -- recording --------------------------------------------------------------------
 
     async def _record_loop(self) -> None:
@@ -311,3 +367,13 @@ class Dispatcher:
             for _ in runs:
                 self._outcomes.task_done()
             self.wake()  # released lanes may have their next head due now
+
+
+def _release(counts: dict[str, int], key: str) -> None:
+    """One fewer for ``key``, dropping it at zero (the maps stay as small as what is in
+    flight)."""
+    left = counts.get(key, 0) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)

@@ -53,6 +53,7 @@ class Candidate:
 
     lane_id: int
     endpoint_id: str
+    tenant_id: str
     active: bool
     cap: int  # lanes of the endpoint that may be in flight at once
     busy: int  # lanes of the endpoint leased now, by any worker
@@ -69,25 +70,34 @@ class Admission:
 def admit(
     candidates: list[Candidate],
     *,
+    want: int,
     now: datetime,
     lane_batch: int,
     local_busy: dict[str, int],
     local_cap: int,
+    tenant_room: dict[str, int],
 ) -> Admission:
-    """Which candidate lanes to lease, and how much each may send.
+    """Which candidate lanes to lease (``want`` at most, taken in the order given: the
+    claim gives them tenant by tenant), and how much each may send.
 
     ``local_busy`` counts this worker's lanes in flight per endpoint; ``local_cap`` bounds
     it, so one endpoint cannot fill every slot of a worker (a hanging receiver with a
     large ``max_in_flight`` would otherwise hold the whole worker for its timeouts).
-    A rate-limited endpoint gets one lane per claim, sending no more than its allowance.
-    Lanes not leased stay due; while their endpoint is saturated, claims skip them.
+    ``tenant_room`` is how many more lanes each tenant may take here (see
+    :func:`tenant_rooms`). A rate-limited endpoint gets one lane per claim, sending no more
+    than its allowance. Lanes not leased stay due.
     """
     lease: dict[int, int] = {}
     park: list[int] = []
     taken: dict[str, int] = {}
+    room_left = dict(tenant_room)
     for c in candidates:
         if not c.active:
             park.append(c.lane_id)
+            continue
+        if len(lease) >= want:
+            continue  # still looking for lanes to park
+        if room_left.get(c.tenant_id, 0) <= 0:
             continue
         mine = taken.get(c.endpoint_id, 0)
         room = min(c.cap - c.busy, local_cap - local_busy.get(c.endpoint_id, 0)) - mine
@@ -102,4 +112,26 @@ def admit(
                 continue
         lease[c.lane_id] = limit
         taken[c.endpoint_id] = mine + 1
+        room_left[c.tenant_id] -= 1
     return Admission(lease, park)
+
+
+def tenant_cap(slots: int, others: int, share: float) -> int:
+    """The most lanes one tenant may hold in a worker of ``slots`` while other tenants hold
+    ``others``: ``share`` of what they leave, at least one.
+
+    Because each tenant may take only a share of what the others leave free, some slots
+    are always free for a tenant that has nothing in flight yet: with the default share of
+    a half, one busy tenant holds at most half the slots, two settle at a third each, and
+    a third stays free. So a tenant's hanging receivers or its huge backlog delay another
+    tenant's next delivery by a claim, not by a timeout.
+    """
+    return max(1, math.floor(share * max(0, slots - others)))
+
+
+def tenant_rooms(busy: dict[str, int], slots: int, share: float) -> tuple[dict[str, int], int]:
+    """How many more lanes each tenant with lanes in flight may take (``busy``: tenant ->
+    lanes in flight here), and how many a tenant with none in flight may take."""
+    total = sum(busy.values())
+    rooms = {t: tenant_cap(slots, total - n, share) - n for t, n in busy.items()}
+    return rooms, tenant_cap(slots, total, share)

@@ -116,6 +116,49 @@ class Settings(BaseSettings):
     # Connections in each process's Postgres pool.
     db_pool_size: int = Field(default=10, ge=2)
 
+    # -- the HTTP edge of `hookline serve` (what one client can hold of the server) --------
+    # Connections one process keeps open at once. Past it, the connection that has waited
+    # longest without sending a complete request head (a slowloris, an idle keep-alive) is
+    # closed to make room; when every connection is busy with a request, the new one is.
+    http_max_connections: int = Field(default=4096, ge=16)
+    # Requests one process works on at once; past it, 503 with Retry-After.
+    http_max_requests: int = Field(default=1024, ge=1)
+    # Seconds a client has to send a whole request head (line and headers), from the
+    # moment it connects or its previous response was sent.
+    http_header_timeout: float = Field(default=10.0, gt=0, le=300)
+    # Seconds a client has to send a whole request body once its head is in (a batch of
+    # 16 MiB then needs 280 KB/s); a body trickled slower would hold a request slot.
+    http_body_timeout: float = Field(default=60.0, gt=0, le=3600)
+    # Seconds an idle keep-alive connection stays open between requests.
+    http_keepalive_timeout: float = Field(default=5.0, gt=0, le=300)
+
+    # -- fairness between tenants in the worker -------------------------------------------
+    # The most of a worker's free slots one tenant may take: a tenant holds at most this
+    # share of the slots other tenants leave it, so hanging receivers or a huge backlog of
+    # one tenant always leave room for the next (0.5: two busy tenants settle at a third
+    # of the slots each, and a third stays free for a newcomer).
+    worker_tenant_share: float = Field(default=0.5, gt=0, le=1)
+
+    # -- quotas: what one tenant may create (0: no limit) ---------------------------------
+    tenant_max_endpoints: int = Field(default=10_000, ge=0)
+    tenant_max_subscribers: int = Field(default=100_000, ge=0)
+    tenant_max_event_types: int = Field(default=1_000, ge=0)
+    # Deliveries one ingest request (a single event or a batch) may fan out to.
+    tenant_max_fanout: int = Field(default=100_000, ge=0)
+    # Deliveries a tenant's ingest may create per second, across API processes (fan-out
+    # counted, not events); past it, 429 with Retry-After.
+    tenant_delivery_rate: int = Field(default=50_000, ge=0)
+    # Replays of one tenant queued or running at once.
+    tenant_max_replays: int = Field(default=3, ge=0)
+
+    # Earlier values of HOOKLINE_SECRET_KEY (comma-separated), still accepted to decrypt
+    # stored secrets and to verify links and sessions made under them, until
+    # `hookline secrets reencrypt` has moved everything to the current key.
+    previous_secret_keys: CsvList = Field(default_factory=list)
+    # GET /metrics without HOOKLINE_METRICS_TOKEN answers 401 unless this is true (for a
+    # scraper on a private network that cannot send a token).
+    metrics_public: bool = False
+
     @field_validator("allowed_target_networks")
     @classmethod
     def _networks_parse(cls, value: list[str]) -> list[str]:

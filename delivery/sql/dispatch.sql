@@ -4,42 +4,99 @@
 SELECT pg_advisory_xact_lock(hashtext('hookline:claim'));
 
 -- name: pick_lanes
--- Up to $1 due, idle lanes, oldest first, with what their endpoint allows: its cap of
--- lanes in flight (one for strict), how many are leased now, its rate limit and pace.
--- Lanes of endpoints that cannot take another lane now are skipped. SKIP LOCKED: lanes an
--- ingest or a recording holds are left. The locks last until the claim commits.
--- $1 limit, $2 endpoints this worker will not take more of now (its own cap)
-SELECT l.id AS lane_id, l.endpoint_id, e.status = 'active' AS active,
+-- The due idle lanes a claim may lease, tenant by tenant: for each tenant that may take
+-- more here, its oldest due lanes (at most $6 looked at), ranked by `turn` (1 for each
+-- tenant's first, 2 for its second, ...) so that a claim taking them in turn order shares
+-- itself out across tenants whatever their backlogs. `held` marks lanes of endpoints that
+-- cannot take another now (at their cap or rate across workers, or at this worker's share
+-- of them, $2): the claim defers those rather than read past them again. For the others
+-- (at most $1 and the tenant's room each): what their endpoint allows, its cap of lanes in
+-- flight (one for strict), how many are leased now, its rate limit and pace. Nothing is
+-- locked here: claims take turns (claim_lock), and lease_lanes re-checks under a lock.
+-- $1 lanes wanted, $2 endpoints this worker will not take more of now, $3 tenants with
+-- lanes in flight here, $4 how many more each of them may take, $5 how many a tenant with
+-- nothing in flight here may take, $6 lanes looked at per tenant
+WITH blocked AS MATERIALIZED (
+    SELECT hookline_blocked_endpoints() AS endpoint_id
+), seen AS (
+    SELECT w.id, w.tenant_id, w.endpoint_id, w.ready_at, q.room,
+           (w.endpoint_id IN (SELECT endpoint_id FROM blocked)
+            OR w.endpoint_id = ANY ($2::text[])) AS held
+    FROM tenants t
+    LEFT JOIN unnest($3::text[], $4::int[]) AS r(tenant_id, room) ON r.tenant_id = t.id
+    CROSS JOIN LATERAL (SELECT coalesce(r.room, $5) AS room) q
+    CROSS JOIN LATERAL (
+        SELECT l.id, l.tenant_id, l.endpoint_id, l.ready_at FROM lanes l
+        WHERE l.tenant_id = t.id AND l.ready_at <= now()
+          AND (l.lease_until IS NULL OR l.lease_until < now())
+        ORDER BY l.ready_at
+        LIMIT $6
+    ) w
+    WHERE q.room > 0
+), ranked AS (
+    SELECT s.*, row_number() OVER (PARTITION BY s.tenant_id, s.held ORDER BY s.ready_at) AS turn
+    FROM seen s
+)
+SELECT r.id AS lane_id, r.endpoint_id, r.tenant_id, r.held, r.turn,
+       e.status = 'active' AS active,
        CASE WHEN e.ordering = 'strict' THEN 1 ELSE e.max_in_flight END AS cap,
-       (SELECT count(*) FROM lanes b
-        WHERE b.endpoint_id = l.endpoint_id AND b.lease_until > now()) AS busy,
+       CASE WHEN r.held THEN 0 ELSE
+           (SELECT count(*) FROM lanes b
+            WHERE b.endpoint_id = r.endpoint_id AND b.lease_until > now()) END AS busy,
        e.rate_limit AS rate, p.tat, now() AS now
-FROM lanes l
-JOIN endpoints e ON e.id = l.endpoint_id
-LEFT JOIN endpoint_pace p ON p.endpoint_id = l.endpoint_id
-WHERE l.ready_at <= now() AND (l.lease_until IS NULL OR l.lease_until < now())
-  AND l.endpoint_id NOT IN (SELECT hookline_blocked_endpoints())
-  AND NOT l.endpoint_id = ANY ($2::text[])
-ORDER BY l.ready_at
-LIMIT $1
-FOR UPDATE OF l SKIP LOCKED;
+FROM ranked r
+JOIN endpoints e ON e.id = r.endpoint_id
+LEFT JOIN endpoint_pace p ON p.endpoint_id = r.endpoint_id
+WHERE r.held OR r.turn <= least($1, r.room)
+ORDER BY r.held, r.turn, r.ready_at;
+
+-- name: defer_lanes
+-- Move due lanes of endpoints that cannot take another now out of the claims' way: a
+-- rate-limited one's until its pace lets it send, any other's by $2 seconds at most, marked
+-- `deferred` so that the release of a lane of its endpoint wakes it at once. Locked lanes
+-- (an ingest, a recording) are skipped, and nothing waits for a lock.
+-- $1 lane ids, $2 seconds
+UPDATE lanes l
+SET ready_at = CASE WHEN x.free_at > now() THEN x.free_at
+                    ELSE now() + make_interval(secs => $2) END,
+    deferred = x.free_at IS NULL OR x.free_at <= now()
+FROM (SELECT d.id, p.free_at
+      FROM (SELECT id, endpoint_id FROM lanes
+            WHERE id = ANY ($1::bigint[]) AND ready_at <= now()
+              AND (lease_until IS NULL OR lease_until < now())
+            FOR UPDATE SKIP LOCKED) d
+      LEFT JOIN endpoint_pace p ON p.endpoint_id = d.endpoint_id) x
+WHERE l.id = x.id;
 
 -- name: park_lanes
 -- Take lanes off the schedule whose endpoint is paused or disabled (resuming schedules
--- them again). The status is read afresh, not from the claim's first look. $1 lane ids
+-- them again). The endpoint rows are share-locked and their status read afresh: a resume
+-- (which locks the endpoint row) either commits first, and then the lanes are left due,
+-- or waits for this claim, and then finds them parked and schedules them. Lanes someone
+-- holds are skipped (the next claim parks them). $1 lane ids
 UPDATE lanes l SET ready_at = NULL
-FROM endpoints e
-WHERE l.id = ANY ($1::bigint[]) AND e.id = l.endpoint_id AND e.status <> 'active';
+FROM (SELECT id FROM endpoints
+      WHERE status <> 'active'
+        AND id IN (SELECT endpoint_id FROM lanes WHERE id = ANY ($1::bigint[]))
+      FOR SHARE) e
+WHERE l.id IN (SELECT id FROM lanes WHERE id = ANY ($1::bigint[]) FOR UPDATE SKIP LOCKED)
+  AND l.endpoint_id = e.id;
 
 -- name: lease_lanes
 -- Lease the given lanes and return, in sequence order, the head delivery of each and the
 -- followers that are due too (at most $2[i] deliveries for lane $1[i]), with what is
 -- needed to send them. The worker sends a lane's rows one after another and stops at the
 -- first failure, so the lease covers two attempt deadlines (it starts no attempt after
--- the first deadline has passed). A lane with nothing to send is parked (ready_at NULL).
+-- the first deadline has passed), and the lane falls due again when the lease runs out
+-- (a worker that died holding it). A lane with nothing to send is parked (ready_at NULL).
+-- Lanes are locked and re-checked first: one an ingest or a recording holds, or that is no
+-- longer due and idle, is skipped (its deliveries do not come back).
 -- $1 lane ids, $2 deliveries per lane, $3 default attempt timeout (s), $4 lease margin (s)
-WITH picked AS (
-    SELECT * FROM unnest($1::bigint[], $2::int[]) AS p(id, n)
+WITH picked AS MATERIALIZED (
+    SELECT p.id, p.n
+    FROM unnest($1::bigint[], $2::int[]) AS p(id, n) JOIN lanes l ON l.id = p.id
+    WHERE l.ready_at <= now() AND (l.lease_until IS NULL OR l.lease_until < now())
+    FOR UPDATE OF l SKIP LOCKED
 ), run AS (
     SELECT p.id AS lane_id, r.id, r.seq
     FROM picked p CROSS JOIN LATERAL (
@@ -52,29 +109,36 @@ WITH picked AS (
     ) r
     -- the head is due because its lane is; followers only while every one before is due
     WHERE r.pos = 1 OR r.waiting = 0
+), lease AS (
+    SELECT p.id, EXISTS (SELECT 1 FROM run WHERE run.lane_id = p.id) AS sends,
+           now() + make_interval(
+               secs => 2 * coalesce(e.timeout, t.delivery_timeout, $3) + $4) AS until
+    FROM picked p
+    JOIN lanes l ON l.id = p.id
+    JOIN endpoints e ON e.id = l.endpoint_id
+    JOIN tenants t ON t.id = e.tenant_id
 ), leased AS (
     UPDATE lanes l
-    SET lease_no = l.lease_no + 1,
-        lease_until = CASE WHEN EXISTS (SELECT 1 FROM run WHERE run.lane_id = l.id)
-                           THEN now() + make_interval(
-                               secs => 2 * coalesce(e.timeout, t.delivery_timeout, $3) + $4)
-                      END,
-        ready_at = CASE WHEN EXISTS (SELECT 1 FROM run WHERE run.lane_id = l.id)
-                        THEN l.ready_at END
-    FROM picked p, endpoints e, tenants t
-    WHERE l.id = p.id AND e.id = l.endpoint_id AND t.id = e.tenant_id
+    SET lease_no = l.lease_no + 1, deferred = false,
+        lease_until = CASE WHEN q.sends THEN q.until END,
+        ready_at = CASE WHEN q.sends THEN q.until END
+    FROM lease q
+    WHERE l.id = q.id
     RETURNING l.id AS lane_id, l.lease_no
 )
 SELECT x.lane_id, x.lease_no, d.id AS delivery_id, d.seq, d.attempts, d.retries_used,
        d.tenant_id, ev.ordering_key,
        ev.id AS event_id, ev.type, ev.subject, ev.url AS event_url, ev.created_at,
-       ev.expires_at,
+       -- judged here, not in Python: Postgres compares +-infinity and any far date right
+       coalesce(ev.expires_at <= now(), false) AS expired,
        CASE WHEN e.payload = 'full' THEN ev.data END AS data,
-       e.id AS endpoint_id, e.url, e.payload, e.format, e.headers, e.ordering,
+       e.id AS endpoint_id, e.url, e.payload, e.format, e.headers, e.sensitive_headers,
+       e.ordering,
        -- the endpoint's own policy, else its tenant's (else the worker's settings)
        coalesce(e.timeout, t.delivery_timeout) AS timeout,
        coalesce(e.retry_schedule, t.retry_schedule) AS retry_schedule,
        e.on_exhausted,
+       -- sealed: the worker opens them (hookline/vault.py)
        ARRAY(SELECT s.secret FROM endpoint_secrets s
              WHERE s.endpoint_id = e.id AND (s.expires_at IS NULL OR s.expires_at > now())
              ORDER BY s.created_at DESC) AS secrets
@@ -94,14 +158,17 @@ SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[])
 ON CONFLICT (endpoint_id) DO UPDATE SET tat = excluded.tat, free_at = excluded.free_at;
 
 -- name: next_ready_at
--- When a claim may next find work (NULL: nothing scheduled): the earliest idle lane of an
--- endpoint that can take one, or the moment a rate-limited endpoint may send again.
--- $1 endpoints this worker will not take more of now
+-- When a claim may next find work (NULL: nothing scheduled): the earliest idle lane of a
+-- tenant that may take more here, or the moment a rate-limited endpoint may send again.
+-- (Lanes of saturated endpoints are deferred by the claims, so they do not count as due.)
+-- $1 tenants this worker will not take more of now
 SELECT least(
-    (SELECT min(ready_at) FROM lanes
-     WHERE ready_at IS NOT NULL AND (lease_until IS NULL OR lease_until < now())
-       AND endpoint_id NOT IN (SELECT hookline_blocked_endpoints())
-       AND NOT endpoint_id = ANY ($1::text[])),
+    (SELECT min(w.ready_at) FROM tenants t CROSS JOIN LATERAL (
+         SELECT l.ready_at FROM lanes l
+         WHERE l.tenant_id = t.id AND l.ready_at IS NOT NULL
+           AND (l.lease_until IS NULL OR l.lease_until < now())
+         ORDER BY l.ready_at LIMIT 1) w
+     WHERE NOT t.id = ANY ($1::text[])),
     (SELECT min(free_at) FROM endpoint_pace WHERE free_at > now()));
 
 -- name: unpark_resumed
@@ -185,14 +252,30 @@ WHERE ep.status = 'disabled' AND t.operational_endpoint_id <> ep.id;
 
 -- name: release_lanes
 -- End the leases that are still ours and schedule each lane by its new head (NULL when
--- empty or its endpoint stopped). Runs after record_attempts in the same transaction, so
--- it sees the deliveries just moved, and after lock_lanes, so it sees every ingest that
--- committed into these lanes. $1 lane ids, $2 lease numbers
-UPDATE lanes l
-SET lease_until = NULL,
-    ready_at = CASE WHEN e.status = 'active' THEN hookline_head_due(l.id) END
-FROM unnest($1::bigint[], $2::bigint[]) AS r(lane_id, lease_no), endpoints e
-WHERE l.id = r.lane_id AND l.lease_no = r.lease_no AND e.id = l.endpoint_id;
+-- empty or its endpoint stopped); for every lane released, wake one deferred lane of the
+-- same endpoint (it waited for exactly that). Runs after record_attempts in the same
+-- transaction, so it sees the deliveries just moved, and after lock_lanes, so it sees
+-- every ingest that committed into these lanes; deferred lanes someone holds are skipped.
+-- $1 lane ids, $2 lease numbers
+WITH released AS (
+    UPDATE lanes l
+    SET lease_until = NULL,
+        ready_at = CASE WHEN e.status = 'active' THEN hookline_head_due(l.id) END
+    FROM unnest($1::bigint[], $2::bigint[]) AS r(lane_id, lease_no), endpoints e
+    WHERE l.id = r.lane_id AND l.lease_no = r.lease_no AND e.id = l.endpoint_id
+    RETURNING l.endpoint_id
+), freed AS (
+    SELECT endpoint_id, count(*) AS n FROM released GROUP BY endpoint_id
+), waiting AS (
+    SELECT w.id
+    FROM freed f CROSS JOIN LATERAL (
+        SELECT d.id FROM lanes d
+        WHERE d.endpoint_id = f.endpoint_id AND d.deferred
+        ORDER BY d.ready_at LIMIT f.n
+        FOR UPDATE SKIP LOCKED) w
+)
+UPDATE lanes l SET ready_at = now(), deferred = false
+FROM waiting w WHERE l.id = w.id AND l.deferred;
 
 -- name: due_backlog
 -- How many lanes are due and idle, and how long the oldest has waited (s). No parameters.

@@ -62,7 +62,10 @@ WITH d AS (
     WHERE dl.tenant_id = $1 AND dl.id = $2 AND dl.status IN ('failed', 'cancelled')
       AND e.id = dl.endpoint_id AND t.id = e.tenant_id
     RETURNING dl.lane_id
+), woken AS (
+    UPDATE lanes l SET ready_at = LEAST(coalesce(l.ready_at, now()), now())
+    FROM d WHERE l.id = d.lane_id
+      AND (l.lease_until IS NULL OR l.lease_until < now())  -- a holder's release reschedules
+    RETURNING l.id
 )
-UPDATE lanes l SET ready_at = LEAST(coalesce(l.ready_at, now()), now())
-FROM d WHERE l.id = d.lane_id
-RETURNING l.id;
+SELECT lane_id FROM d;

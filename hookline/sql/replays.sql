@@ -135,8 +135,8 @@ WITH picked AS MATERIALIZED (
     FROM target t
     WINDOW lane_window AS (PARTITION BY t.key)
 ), lane AS (
-    INSERT INTO lanes AS l (endpoint_id, key, next_seq, ready_at)
-    SELECT DISTINCT endpoint_id, key, lane_n, now() FROM numbered ORDER BY endpoint_id, key
+    INSERT INTO lanes AS l (tenant_id, endpoint_id, key, next_seq, ready_at)
+    SELECT DISTINCT $1, endpoint_id, key, lane_n, now() FROM numbered ORDER BY endpoint_id, key
     ON CONFLICT (endpoint_id, key) DO UPDATE
         SET next_seq = l.next_seq + excluded.next_seq, ready_at = coalesce(l.ready_at, now())
     RETURNING id, endpoint_id, key, next_seq

@@ -11,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from delivery.pacing import Candidate, admit, advance, allowance, burst
+from delivery.pacing import Candidate, admit, advance, allowance, burst, tenant_cap, tenant_rooms
 from hookline.db import Pool
 from hookline.settings import Settings
 from tests.api.test_endpoints import make_endpoint
@@ -52,10 +53,10 @@ def test_gcra_never_lets_more_than_rate_times_window_plus_burst_through() -> Non
     assert len(sent) >= 5 * rate - 1
 
 
-def _candidate(lane: int, endpoint: str, **kw: Any) -> Candidate:
+def _candidate(lane: int, endpoint: str, tenant: str = "t", **kw: Any) -> Candidate:
     values: dict[str, Any] = {"active": True, "cap": 3, "busy": 0, "rate": None, "tat": None}
     values.update(kw)
-    return Candidate(lane, endpoint, **values)
+    return Candidate(lane, endpoint, tenant, **values)
 
 
 def test_admission_keeps_each_endpoint_within_its_caps() -> None:
@@ -63,10 +64,61 @@ def test_admission_keeps_each_endpoint_within_its_caps() -> None:
     candidates += [_candidate(10 + i, "b") for i in range(5)]
     candidates += [_candidate(20, "c", active=False)]
     candidates += [_candidate(30 + i, "r", cap=10, rate=100) for i in range(3)]
-    got = admit(candidates, now=T0, lane_batch=20, local_busy={"b": 1}, local_cap=2)
+    got = admit(
+        candidates,
+        want=100,
+        now=T0,
+        lane_batch=20,
+        local_busy={"b": 1},
+        local_cap=2,
+        tenant_room={"t": 100},
+    )
     assert list(got.lease) == [0, 1, 10, 30]  # a: 3 - 1 busy; b: local 2 - 1; r: one lane
     assert got.lease[30] == 10  # a rate of 100/s sends at most its burst at once
     assert got.park == [20]
+
+
+def test_admission_gives_each_tenant_no_more_than_its_room_and_stops_at_want() -> None:
+    candidates = [
+        _candidate(1, "a1", "A"),
+        _candidate(2, "b1", "B"),
+        _candidate(3, "a2", "A"),
+        _candidate(4, "b2", "B"),
+        _candidate(5, "a3", "A"),
+        _candidate(6, "c1", "C", active=False),
+        _candidate(7, "b3", "B"),
+    ]
+    got = admit(
+        candidates,
+        want=3,
+        now=T0,
+        lane_batch=5,
+        local_busy={},
+        local_cap=10,
+        tenant_room={"A": 1, "B": 5, "C": 5},
+    )
+    assert list(got.lease) == [1, 2, 4]  # A's room is one; three in all, in the order given
+    assert got.park == [6]  # lanes to park are still found after `want` is reached
+
+
+@pytest.mark.parametrize(
+    ("busy", "rooms", "newcomer"),
+    [
+        ({}, {}, 128),  # an idle worker of 256: the first tenant may take half
+        ({"A": 128}, {"A": 0}, 64),  # A at its cap; B may take half of what A leaves
+        ({"A": 85, "B": 85}, {"A": 0, "B": 0}, 43),  # two settle at a third; a third free
+        ({"A": 10}, {"A": 118}, 123),
+        ({"A": 255}, {"A": -127}, 1),  # over its cap (slots were freed to others): waits
+    ],
+)
+def test_a_tenant_may_take_a_share_of_the_slots_the_others_leave(
+    busy: dict[str, int], rooms: dict[str, int], newcomer: int
+) -> None:
+    assert tenant_rooms(busy, 256, 0.5) == (rooms, newcomer)
+
+
+def test_a_tenant_may_always_take_at_least_one_slot() -> None:
+    assert tenant_cap(4, 4, 0.5) == 1 and tenant_cap(4, 0, 0.1) == 1
 
 
 # -- through real workers ------------------------------------------------------------------
