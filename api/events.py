@@ -6,16 +6,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api import ratelimit
 from api.auth import tenant
 from api.http import JSON, page, read_model, read_query, services
 from api.openapi import operation
-from api.schemas import IsoDatetime, ListQuery, Name, Page, Strict, Url
+from api.schemas import IsoDatetime, ListQuery, Moment, Name, Page, Strict, Url
 from hookline import events as kernel
 from hookline.db import Row
 from hookline.event_types import check_events
@@ -43,7 +42,7 @@ class EventIn(Strict):
     subscriber: Name | None = Field(
         default=None, description="Only this subscriber's endpoints; absent: all."
     )
-    expires_at: AwareDatetime | None = Field(
+    expires_at: Moment | None = Field(
         default=None, description="Deliveries not done by then are cancelled, never sent late."
     )
 
@@ -153,11 +152,14 @@ async def create_event(request: Request) -> Response:
     """
     owner = await tenant(request)
     event = await read_model(request, EventIn)
-    await ratelimit.admit(request, owner.id, 1)
     svc = services(request)
+    await svc.rates.admit(owner.id, 1)
     checked = await _checked(request, owner.id, [event], [["body"]])
-    accepted = await kernel.ingest_event(svc.pool, owner.id, checked[0])
+    accepted = await kernel.ingest_event(
+        svc.pool, owner.id, checked[0], max_fanout=svc.settings.tenant_max_fanout
+    )
     svc.doorbell.ring()
+    await svc.rates.charge(owner.id, accepted.deliveries)
     svc.metrics.ingested.labels("single").inc()
     return JSON(_accepted(accepted, event.type), status_code=202)
 
@@ -169,12 +171,15 @@ async def create_batch(request: Request) -> Response:
     """
     owner = await tenant(request)
     batch = await read_model(request, BatchIn, limit=BATCH_BODY)
-    await ratelimit.admit(request, owner.id, len(batch.events))
     svc = services(request)
+    await svc.rates.admit(owner.id, len(batch.events))
     locs: list[list[str | int]] = [["body", "events", i] for i in range(len(batch.events))]
     checked = await _checked(request, owner.id, batch.events, locs)
-    accepted = await kernel.ingest_events(svc.pool, owner.id, checked, locs=locs)
+    accepted = await kernel.ingest_events(
+        svc.pool, owner.id, checked, locs=locs, max_fanout=svc.settings.tenant_max_fanout
+    )
     svc.doorbell.ring()
+    await svc.rates.charge(owner.id, sum(a.deliveries for a in accepted))
     svc.metrics.ingested.labels("batch").inc(len(accepted))
     return JSON(
         {"data": [_accepted(a, e.type) for a, e in zip(accepted, batch.events, strict=True)]},
@@ -229,13 +234,18 @@ async def cancel(request: Request) -> Response:
 async def event_content(request: Request) -> Response:
     """The full event behind a thin payload's signed, expiring `links.event` URL.
 
-    Needs no API key: the link's signature is the authority. Each fetch is recorded.
+    Needs no API key: the link's signature is the authority. Each fetch is recorded. A
+    link stops working once its endpoint is deleted, or once the signing secret it was
+    sent under stops signing (rotate the secret to revoke a leaked link).
     """
     svc = services(request)
     event_id = request.path_params["id"]
     query = read_query(request, ContentQuery)
-    secret_key = svc.settings.secret_key or ""
-    if not verify_event_link(secret_key, event_id, query.endpoint, query.expires, query.sig):
+    signing = await kernel.link_secrets(svc.pool, svc.vault, event_id, query.endpoint)
+    keys = [svc.settings.secret_key or "", *svc.settings.previous_secret_keys]
+    if not signing or not verify_event_link(
+        keys, event_id, query.endpoint, query.expires, query.sig, signing
+    ):
         raise HTTPException(404, "this link is not valid or has expired")
     address = request.client.host if request.client else "unknown"
     found = await kernel.event_content(svc.pool, event_id, query.endpoint, address)

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hookline.errors import HooklineError
+from hookline.errors import Busy, HooklineError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ def validation_errors(exc: ValidationError, where: str = "body") -> list[dict[st
 
 async def on_hookline_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HooklineError)
-    return problem(exc.status, exc.detail, errors=exc.errors)
+    headers = {"retry-after": str(exc.retry_after)} if isinstance(exc, Busy) else None
+    return problem(exc.status, exc.detail, errors=exc.errors, headers=headers)
 
 
 async def on_validation_error(request: Request, exc: Exception) -> Response:

@@ -57,7 +57,10 @@ def subscriber_shape(row: Row) -> dict[str, Any]:
 async def create(request: Request) -> Response:
     owner = await tenant(request)
     body = await read_model(request, SubscriberIn)
-    created = await kernel.create_subscriber(services(request).pool, owner.id, body.uid, body.name)
+    svc = services(request)
+    created = await kernel.create_subscriber(
+        svc.pool, owner.id, body.uid, body.name, quota=svc.settings.tenant_max_subscribers
+    )
     return JSON(subscriber_shape(created), status_code=201)
 
 

@@ -82,6 +82,7 @@ async def _raw_ingest(rig: Rig, tenant_id: str, events: list[dict[str, Any]]) ->
         [None] * n,
         [None] * n,
         None,
+        rig.settings.tenant_max_fanout,  # the quota the API passes
     )
 
 

@@ -27,6 +27,7 @@ from dashboard import (
     replays,
 )
 from dashboard.web import SignedOut, error_page, signed_out
+from hookline.errors import HooklineError
 
 log = logging.getLogger(__name__)
 _HERE = Path(__file__).resolve().parent
@@ -89,7 +90,7 @@ Handler = Callable[[Request, Exception], Awaitable[Response]]
 def exception_handlers(api: Mapping[Any, Handler]) -> dict[Any, Handler]:
     """The API's handlers, except that pages get their errors as pages and a signed-out
     visitor of a page is sent to the login form."""
-    api_http, api_crash = api[HTTPException], api[Exception]
+    api_http, api_crash, api_domain = api[HTTPException], api[Exception], api[HooklineError]
 
     def is_page(request: Request) -> bool:
         return not request.url.path.startswith(_API_PREFIXES)
@@ -99,6 +100,15 @@ def exception_handlers(api: Mapping[Any, Handler]) -> dict[Any, Handler]:
             return await error_page(request, exc)
         return await api_http(request, exc)
 
+    async def on_domain(request: Request, exc: Exception) -> Response:
+        # a kernel error no page handler turned into a form message (a quota, say)
+        if is_page(request):
+            assert isinstance(exc, HooklineError)
+            retry = getattr(exc, "retry_after", None)
+            headers = {"retry-after": str(retry)} if retry is not None else None
+            return await error_page(request, HTTPException(exc.status, exc.detail, headers))
+        return await api_domain(request, exc)
+
     async def on_crash(request: Request, exc: Exception) -> Response:
         if is_page(request):
             log.exception("page %s failed", request.url.path, exc_info=exc)
@@ -107,4 +117,10 @@ def exception_handlers(api: Mapping[Any, Handler]) -> dict[Any, Handler]:
             )
         return await api_crash(request, exc)
 
-    return {**api, SignedOut: signed_out, HTTPException: on_http, Exception: on_crash}
+    return {
+        **api,
+        SignedOut: signed_out,
+        HTTPException: on_http,
+        HooklineError: on_domain,
+        Exception: on_crash,
+    }

@@ -87,6 +87,7 @@ async def publish_notices(pool: Pool) -> int:
                             tenant_id,
                             events,
                             only_endpoint=endpoint_id,
+                            max_fanout=0,  # to one endpoint: a delivery per notice
                         )
                 except HooklineError as exc:  # its operational endpoint was just deleted
                     log.warning("operational events for %s dropped: %s", tenant_id, exc)

@@ -11,6 +11,8 @@ import asyncpg
 
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.errors import Conflict, InvalidInput, NotFound
+from hookline.quotas import fanout_refused
+from hookline.vault import Vault
 
 MAX_BATCH = 1000
 
@@ -44,6 +46,7 @@ async def ingest_events(
     *,
     locs: Sequence[Loc] | None = None,
     only_endpoint: str | None = None,
+    max_fanout: int,
 ) -> list[Accepted]:
     """Commit ``events`` and one delivery per endpoint that wants each: all or none.
 
@@ -51,13 +54,17 @@ async def ingest_events(
     ``version`` is the schema version already checked). ``locs[i]`` prefixes the error
     locations of event ``i`` (``["body"]`` for one event, ``["body", "events", i]`` in a
     batch). ``only_endpoint`` delivers to that endpoint alone (the endpoint test send).
-    Durable on return.
+    :class:`QuotaExceeded` when the events would make more than ``max_fanout`` deliveries
+    (0: no limit). Durable on return.
     """
     locs = locs if locs is not None else [["body"]] * len(events)
     columns: list[list[Any]] = [[e.get(c) for e in events] for c in _COLUMNS]
     _refuse_repeated_ids(columns[0], locs)
+    limit = max_fanout or None
     try:
-        records = await pool.fetch(QUERIES["ingest_events"], tenant_id, *columns, only_endpoint)
+        records = await pool.fetch(
+            QUERIES["ingest_events"], tenant_id, *columns, only_endpoint, limit
+        )
     except asyncpg.ForeignKeyViolationError:
         raise Conflict(
             "a subscriber or endpoint these events go to was deleted meanwhile; send again"
@@ -75,6 +82,8 @@ async def ingest_events(
                 if pid in taken
             ],
         ) from None
+    if records and not records[0]["fanout_ok"]:
+        raise fanout_refused(max_fanout)
     unknown = [
         {"loc": [*loc, "subscriber"], "msg": f"no subscriber {e.get('subscriber')!r}"}
         for r, e, loc in zip(records, events, locs, strict=True)
@@ -103,9 +112,12 @@ async def ingest_event(
     event: dict[str, Any],
     *,
     only_endpoint: str | None = None,
+    max_fanout: int,
 ) -> Accepted:
     """One event: :func:`ingest_events` with a batch of one."""
-    accepted = await ingest_events(pool, tenant_id, [event], only_endpoint=only_endpoint)
+    accepted = await ingest_events(
+        pool, tenant_id, [event], only_endpoint=only_endpoint, max_fanout=max_fanout
+    )
     return accepted[0]
 
 
@@ -212,3 +224,10 @@ async def event_content(pool: Pool, event_id: str, endpoint_id: str, address: st
     if found is None:
         raise NotFound("this link is not valid or has expired")
     return found
+
+
+async def link_secrets(pool: Pool, vault: Vault, event_id: str, endpoint_id: str) -> list[str]:
+    """The signing secrets still signing for ``endpoint_id``, if it exists and was sent
+    ``event_id``: what a fetch link for them must have been made under (else empty)."""
+    records = await pool.fetch(QUERIES["link_secrets"], event_id, endpoint_id)
+    return [vault.open_secret(r["secret"], r["tenant_id"]) for r in records]

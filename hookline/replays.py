@@ -27,6 +27,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.errors import Conflict, InvalidInput, NotFound
+from hookline.quotas import make_room_for_replay
 
 #: Statuses of deliveries a replay may re-queue (succeeded ones are sent again).
 STATUSES = ("failed", "cancelled", "succeeded")
@@ -127,12 +128,19 @@ async def count_replay(
 
 
 async def create_replay(
-    pool: Pool, tenant_id: str, f: ReplayFilter, rate: int, subscriber_id: str | None = None
+    pool: Pool,
+    tenant_id: str,
+    f: ReplayFilter,
+    rate: int,
+    subscriber_id: str | None = None,
+    *,
+    quota: int,
 ) -> Row:
     """Start a replay job at ``rate`` deliveries per second; a worker picks it up.
 
     Its ``total`` is what :func:`count_replay` would say at this moment. With
-    ``subscriber_id``, only of one endpoint of that subscriber's."""
+    ``subscriber_id``, only of one endpoint of that subscriber's. :class:`Busy` while the
+    tenant has ``quota`` replays running or paused (0: no limit)."""
     _check_scope(f, subscriber_id)
     if not 1 <= rate <= MAX_RATE:
         raise InvalidInput(
@@ -140,9 +148,13 @@ async def create_replay(
             errors=[{"loc": ["body", "rate"], "msg": f"1 to {MAX_RATE}"}],
         )
     try:
-        created = row(
-            await pool.fetchrow(QUERIES["create_replay"], *f._args(tenant_id), rate, subscriber_id)
-        )
+        async with pool.acquire() as conn, conn.transaction():
+            await make_room_for_replay(conn, tenant_id, quota)
+            created = row(
+                await conn.fetchrow(
+                    QUERIES["create_replay"], *f._args(tenant_id), rate, subscriber_id
+                )
+            )
     except asyncpg.ForeignKeyViolationError:  # the endpoint was deleted meanwhile
         created = None
     if created is None:

@@ -10,13 +10,18 @@ import asyncpg
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.endpoints import delete_stopped_endpoints
 from hookline.errors import Conflict, NotFound
+from hookline.quotas import make_room
 
 #: Fields of a subscriber that :func:`update_subscriber` may change.
 PATCHABLE = ("uid", "name")
 
 
-async def create_subscriber(pool: Pool, tenant_id: str, uid: str, name: str) -> Row:
-    created = row(await pool.fetchrow(QUERIES["create_subscriber"], tenant_id, uid, name))
+async def create_subscriber(pool: Pool, tenant_id: str, uid: str, name: str, *, quota: int) -> Row:
+    """A new subscriber; :class:`Conflict` if the uid is taken, :class:`QuotaExceeded` when
+    the tenant has ``quota`` subscribers already (0: no limit)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await make_room(conn, tenant_id, "subscribers", quota)
+        created = row(await conn.fetchrow(QUERIES["create_subscriber"], tenant_id, uid, name))
     if created is None:
         raise Conflict(f"subscriber {uid!r} exists already")
     return created

@@ -5,10 +5,13 @@
 -- follow commit order (and batch order within the batch). Lanes are locked in
 -- (endpoint_id, key) order, the order every writer uses, to avoid deadlocks.
 -- When any event names a subscriber that does not exist, nothing is written and the rows
--- come back with subscriber_ok false for the culprits.
+-- come back with subscriber_ok false for the culprits; when the events would make more
+-- than $12 deliveries (a tenant's quota), nothing is written and fanout_ok is false (the
+-- matches are counted only up to one past the quota).
 -- $1 tenant_id, $2 producer ids, $3 types, $4 subjects, $5 urls, $6 ordering keys,
 -- $7 subscriber uids (NULL: broadcast), $8 data, $9 schema versions, $10 expiry times,
--- $11 the only endpoint to deliver to, or NULL for all that want the events
+-- $11 the only endpoint to deliver to, or NULL for all that want the events,
+-- $12 the most deliveries these events may make, or NULL for no limit
 WITH input AS MATERIALIZED (
     SELECT hookline_id('evt') AS id, i.*, s.id AS subscriber_id,
            (i.subscriber IS NULL OR s.id IS NOT NULL) AS subscriber_ok
@@ -17,16 +20,6 @@ WITH input AS MATERIALIZED (
          WITH ORDINALITY AS i(producer_id, type, subject, url, ordering_key, subscriber,
                               data, schema_version, expires_at, n)
     LEFT JOIN subscribers s ON s.tenant_id = $1 AND s.uid = i.subscriber
-), valid AS (
-    SELECT bool_and(subscriber_ok) AS ok FROM input
-), ev AS (
-    INSERT INTO events (id, tenant_id, producer_id, type, subject, url, ordering_key,
-                        subscriber_id, data, schema_version, expires_at)
-    SELECT i.id, $1, i.producer_id, i.type, i.subject, i.url, i.ordering_key,
-           i.subscriber_id, i.data, i.schema_version, i.expires_at
-    FROM input i WHERE (SELECT ok FROM valid)
-    ORDER BY i.n
-    RETURNING id, created_at
 ), wanted AS (
     -- one row per (endpoint, type it wants), type NULL for "every type", so events meet
     -- endpoints by a hash join on the type rather than a scan of every pair
@@ -45,6 +38,20 @@ WITH input AS MATERIALIZED (
     FROM input i JOIN wanted w ON w.type IS NULL
     WHERE (i.subscriber IS NULL OR w.subscriber_id = i.subscriber_id)
       AND (w.schema_version IS NULL OR w.schema_version = i.schema_version)
+), valid AS (
+    SELECT bool_and(subscriber_ok) AS subscribers_ok,
+           CASE WHEN $12::bigint IS NULL THEN true
+                ELSE (SELECT count(*) FROM (SELECT 1 FROM matched LIMIT $12 + 1) m) <= $12
+           END AS fanout_ok
+    FROM input
+), ev AS (
+    INSERT INTO events (id, tenant_id, producer_id, type, subject, url, ordering_key,
+                        subscriber_id, data, schema_version, expires_at)
+    SELECT i.id, $1, i.producer_id, i.type, i.subject, i.url, i.ordering_key,
+           i.subscriber_id, i.data, i.schema_version, i.expires_at
+    FROM input i WHERE (SELECT subscribers_ok AND fanout_ok FROM valid)
+    ORDER BY i.n
+    RETURNING id, created_at
 ), target AS MATERIALIZED (
     SELECT m.event_id, m.n, m.endpoint_id,
            CASE m.ordering WHEN 'strict' THEN ''
@@ -53,14 +60,14 @@ WITH input AS MATERIALIZED (
            count(*) OVER lane_window AS lane_n,
            row_number() OVER (lane_window ORDER BY m.n) AS lane_pos
     FROM matched m
-    WHERE (SELECT ok FROM valid)
+    WHERE (SELECT subscribers_ok AND fanout_ok FROM valid)
     WINDOW lane_window AS (PARTITION BY m.endpoint_id,
                            CASE m.ordering WHEN 'strict' THEN ''
                                            WHEN 'keyed' THEN coalesce(m.ordering_key, m.subject, '')
                                            ELSE m.event_id END)
 ), lane AS (
-    INSERT INTO lanes AS l (endpoint_id, key, next_seq, ready_at)
-    SELECT DISTINCT endpoint_id, key, lane_n, now() FROM target ORDER BY endpoint_id, key
+    INSERT INTO lanes AS l (tenant_id, endpoint_id, key, next_seq, ready_at)
+    SELECT DISTINCT $1, endpoint_id, key, lane_n, now() FROM target ORDER BY endpoint_id, key
     ON CONFLICT (endpoint_id, key) DO UPDATE
         SET next_seq = l.next_seq + excluded.next_seq, ready_at = coalesce(l.ready_at, now())
     RETURNING id, endpoint_id, key, next_seq
@@ -72,7 +79,8 @@ WITH input AS MATERIALIZED (
 ), fanned AS (
     SELECT event_id, count(*) AS deliveries FROM delivery GROUP BY event_id
 )
-SELECT i.id, ev.created_at, i.subscriber_ok, coalesce(f.deliveries, 0) AS deliveries
+SELECT i.id, ev.created_at, i.subscriber_ok, (SELECT fanout_ok FROM valid),
+       coalesce(f.deliveries, 0) AS deliveries
 FROM input i
 LEFT JOIN ev ON ev.id = i.id
 LEFT JOIN fanned f ON f.event_id = i.id
@@ -199,3 +207,13 @@ SET ready_at = CASE WHEN e.status = 'active' THEN hookline_head_due(l.id) END
 FROM endpoints e
 WHERE l.id = ANY ($1::bigint[]) AND e.id = l.endpoint_id
   AND (l.lease_until IS NULL OR l.lease_until < now());
+
+-- name: link_secrets
+-- The signing secrets (sealed) still signing for an endpoint that was sent an event, with
+-- its tenant; nothing when the endpoint is gone or never had the event.
+-- $1 event id, $2 endpoint id
+SELECT s.secret, e.tenant_id
+FROM endpoints e JOIN endpoint_secrets s ON s.endpoint_id = e.id
+WHERE e.id = $2 AND (s.expires_at IS NULL OR s.expires_at > now())
+  AND EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = $1 AND d.endpoint_id = e.id)
+ORDER BY s.created_at DESC;

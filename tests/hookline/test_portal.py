@@ -19,7 +19,7 @@ PUBLIC = "https://hooks.example.com/"
 
 
 async def _subscriber(pool: Pool, tenant: TenantKey, uid: str = "cust_1") -> str:
-    created = await create_subscriber(pool, tenant.id, uid, "Customer")
+    created = await create_subscriber(pool, tenant.id, uid, "Customer", quota=0)
     return str(created["id"])
 
 
