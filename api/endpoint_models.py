@@ -14,6 +14,7 @@ from pydantic.config import JsonDict
 
 from api.schemas import ListQuery, Name, Strict, Text, Url
 from hookline.secrets import SignatureKind, check_signing_secret
+from hookline.vault import CREDENTIAL_WORDS, REDACTED
 
 # headers hookline sets itself; an endpoint's custom headers may not replace them
 RESERVED_HEADERS = frozenset(
@@ -37,15 +38,44 @@ def _no_reserved(value: dict[str, str]) -> dict[str, str]:
     clash = sorted(k for k in value if k.lower() in RESERVED_HEADERS)
     if clash:
         raise ValueError(f"hookline sets these headers itself: {', '.join(clash)}")
+    lowered = [k.lower() for k in value]
+    twice = sorted({k for k in value if lowered.count(k.lower()) > 1})
+    if twice:
+        raise ValueError(f"header names are not case-sensitive: {', '.join(twice)} repeat")
     return value
 
 
+_WORDS = ", ".join(f"`{w}`" for w in CREDENTIAL_WORDS)
 HeaderName = Annotated[str, Field(max_length=100, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")]
-HeaderValue = Annotated[str, Field(max_length=1000, pattern=r"^[^\r\n]*$")]
+# what HTTP/1.1 can carry as a field value and every receiver reads the same way: visible
+# ASCII, spaces and tabs (RFC 9110 5.5, without obsolete non-ASCII text); anything else
+# would be accepted here and then fail every delivery
+HeaderValue = Annotated[
+    str,
+    Field(
+        max_length=1000,
+        pattern=r"^[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?$|^$",
+        description="Visible ASCII, with spaces or tabs between.",
+    ),
+]
 Headers = Annotated[
     dict[HeaderName, HeaderValue],
-    Field(max_length=20, description="Custom request headers (not hookline's own)."),
+    Field(
+        max_length=20,
+        description="Custom request headers (not hookline's own). Values of credential "
+        f"headers (a name with {_WORDS} in it, or one listed in `sensitive_headers`) are "
+        f"stored encrypted and shown as `{REDACTED}`; sending `{REDACTED}` back keeps the "
+        "stored value.",
+    ),
     AfterValidator(_no_reserved),
+]
+SensitiveHeaders = Annotated[
+    list[HeaderName],
+    Field(
+        max_length=20,
+        description="Further custom headers whose values are credentials: stored encrypted, "
+        "never shown, redacted in attempt history.",
+    ),
 ]
 EventTypes = Annotated[
     list[Name], Field(min_length=1, max_length=500, description="Types to receive; null: all.")
@@ -123,6 +153,7 @@ class EndpointIn(Strict):
     rate_limit: RateLimit | None = None
     max_in_flight: MaxInFlight = 10
     headers: Headers = Field(default_factory=dict)
+    sensitive_headers: SensitiveHeaders = Field(default_factory=list)
     schema_version: SchemaVersion | None = None
     retry_schedule: RetrySchedule | None = None
     signature: Signature = "hmac"
@@ -162,6 +193,7 @@ class EndpointPatch(Strict):
     rate_limit: RateLimit | None = None
     max_in_flight: MaxInFlight = unset()
     headers: Headers = unset()
+    sensitive_headers: SensitiveHeaders = unset()
     schema_version: SchemaVersion | None = None
     retry_schedule: RetrySchedule | None = None
     disable_after: DisableAfter | None = None
@@ -209,7 +241,8 @@ class EndpointOut(BaseModel):
     timeout: float | None
     rate_limit: int | None
     max_in_flight: int
-    headers: dict[str, str]
+    headers: dict[str, str] = Field(description=f"Credential values shown as `{REDACTED}`.")
+    sensitive_headers: list[str]
     schema_version: int | None
     retry_schedule: list[float] | None
     disable_after: float | None

@@ -25,6 +25,9 @@ from api.openapi import operation
 from api.schemas import Page
 from hookline import endpoints as kernel
 from hookline.db import Row
+from hookline.endpoint_secrets import rotate_secret as kernel_rotate
+from hookline.endpoint_secrets import signing_keys
+from hookline.vault import shown_headers
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -44,6 +47,7 @@ _FIELDS = (
     "schema_version",
     "retry_schedule",
     "disable_after",
+    "sensitive_headers",
     "status",
     "status_reason",
     "signature",
@@ -54,7 +58,7 @@ _FIELDS = (
 
 def endpoint_shape(row: Row) -> dict[str, Any]:
     shaped = {field: row[field] for field in _FIELDS}
-    shaped["headers"] = orjson.Fragment(row["headers"])
+    shaped["headers"] = shown_headers(orjson.loads(row["headers"]))
     shaped["health"] = {
         "consecutive_failures": row["consecutive_failures"],
         "failing_since": row["failing_since"],
@@ -78,7 +82,12 @@ async def create(request: Request) -> Response:
     body = await read_model(request, EndpointIn)
     svc = services(request)
     created = await kernel.create_endpoint(
-        svc.pool, owner.id, svc.settings.allowed_networks, body.model_dump()
+        svc.pool,
+        owner.id,
+        svc.settings.allowed_networks,
+        body.model_dump(),
+        quota=svc.settings.tenant_max_endpoints,
+        vault=svc.vault,
     )
     return JSON(endpoint_shape(created), status_code=201)
 
@@ -112,7 +121,12 @@ async def update(request: Request) -> Response:
     changes = (await read_model(request, EndpointPatch)).model_dump(exclude_unset=True)
     svc = services(request)
     updated = await kernel.update_endpoint(
-        svc.pool, owner.id, request.path_params["id"], svc.settings.allowed_networks, changes
+        svc.pool,
+        owner.id,
+        request.path_params["id"],
+        svc.settings.allowed_networks,
+        changes,
+        vault=svc.vault,
     )
     if changes.get("status") == "active":
         svc.doorbell.ring()
@@ -139,7 +153,8 @@ async def secret(request: Request) -> Response:
     endpoint, or the `whpk_` public key of an `ed25519` one (its private key never leaves
     hookline); `public_keys` lists every ed25519 public key still signing."""
     owner = await tenant(request)
-    keys = await kernel.signing_keys(services(request).pool, owner.id, request.path_params["id"])
+    svc = services(request)
+    keys = await signing_keys(svc.pool, owner.id, request.path_params["id"], vault=svc.vault)
     return JSON(keys)
 
 
@@ -157,13 +172,14 @@ async def rotate_secret(request: Request) -> Response:
     owner = await tenant(request)
     body = await _read_optional(request, SecretRotateIn)
     svc = services(request)
-    keys = await kernel.rotate_secret(
+    keys = await kernel_rotate(
         svc.pool,
         owner.id,
         request.path_params["id"],
         svc.settings.secret_rotation_grace,
         body.key,
         body.signature,
+        vault=svc.vault,
     )
     return JSON(keys)
 
@@ -177,10 +193,12 @@ async def send_test(request: Request) -> Response:
     owner = await tenant(request)
     body = await read_model(request, ExampleEventIn)
     svc = services(request)
+    await svc.rates.admit(owner.id, 1)  # a test event is an event like any other
     event_id, delivery_id = await kernel.send_test_event(
         svc.pool, owner.id, request.path_params["id"], body.type, body.data
     )
     svc.doorbell.ring()
+    await svc.rates.charge(owner.id, 1)
     return JSON({"event_id": event_id, "delivery_id": delivery_id}, status_code=202)
 
 
@@ -265,7 +283,7 @@ routes = [
         body=ExampleEventIn,
         response=ExampleEventSent,
         status=202,
-        errors=(400, 404, 409, 422),
+        errors=(400, 404, 409, 422, 429),
         idempotent=True,
     ),
 ]

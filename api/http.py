@@ -11,14 +11,17 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from hookline.db import Pool, Row
 from hookline.doorbell import Doorbell
 from hookline.errors import HooklineError, InvalidInput
 from hookline.metrics import Metrics
+from hookline.rates import IngestRates
 from hookline.settings import Settings
+from hookline.vault import Vault
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -40,6 +43,8 @@ class Services:
     redis: Redis
     doorbell: Doorbell
     metrics: Metrics
+    rates: IngestRates
+    vault: Vault
 
 
 def services(request: Request) -> Services:
@@ -69,10 +74,14 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     if length is not None and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"the body is over {limit} bytes; send less at once")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"the body is over {limit} bytes; send less at once")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise PayloadTooLarge(f"the body is over {limit} bytes; send less at once")
+    except ClientDisconnect:
+        # gone, or cut off by the server for sending its body too slowly: nobody to answer
+        raise HTTPException(400, "the client went away before its body was read") from None
     request._body = bytes(body)
     return request._body
 

@@ -34,6 +34,7 @@ from hookline.migrations import migrate
 from hookline.secrets import new_signing_secret
 from hookline.settings import Settings, load_settings
 from hookline.tenants import create_tenant
+from hookline.vault import Vault
 from tests.processes import settings_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,12 +231,13 @@ class Rig:
         made, key = await create_tenant(self.pool, name)
         await self.pool.execute(QUERIES["create_subscriber"], made.id, "s", "")
         allowed = self.settings.allowed_networks
+        vault = Vault.from_settings(self.settings)
 
         async def one(i: int) -> None:
             fields = dict(endpoints[i])
             fields["url"] = self.receiver + fields.pop("path")
             checked = EndpointIn(subscriber="s", **fields).model_dump()
-            await create_endpoint(self.pool, made.id, allowed, checked)
+            await create_endpoint(self.pool, made.id, allowed, checked, quota=0, vault=vault)
 
         await concurrently(len(endpoints), 16, one)
         headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}

@@ -28,7 +28,8 @@ from dashboard.endpoints import (
 )
 from dashboard.web import form, render, ring, services, viewer
 from hookline import endpoints as kernel
-from hookline.errors import Conflict, InvalidInput, NotFound
+from hookline.endpoint_secrets import rotate_secret, signing_keys
+from hookline.errors import Busy, Conflict, InvalidInput, NotFound
 from hookline.replays import ReplayFilter, create_replay
 from hookline.secrets import SignatureKind
 from hookline.sessions import Session
@@ -49,8 +50,9 @@ async def reveal(request: Request) -> Response:
     await form(request, session)
     endpoint = await find_endpoint(request, session)
     try:
-        keys = await kernel.signing_keys(
-            services(request).pool, session.tenant_id, endpoint["id"], session.subscriber_id
+        svc = services(request)
+        keys = await signing_keys(
+            svc.pool, session.tenant_id, endpoint["id"], session.subscriber_id, vault=svc.vault
         )
     except NotFound:
         raise HTTPException(404, _GONE) from None
@@ -89,8 +91,15 @@ async def rotate(request: Request) -> Response:
     svc = services(request)
     grace = svc.settings.secret_rotation_grace
     try:
-        keys = await kernel.rotate_secret(
-            svc.pool, session.tenant_id, endpoint["id"], grace, None, kind, session.subscriber_id
+        keys = await rotate_secret(
+            svc.pool,
+            session.tenant_id,
+            endpoint["id"],
+            grace,
+            None,
+            kind,
+            session.subscriber_id,
+            vault=svc.vault,
         )
     except NotFound:
         raise HTTPException(404, _GONE) from None
@@ -122,17 +131,22 @@ async def send_test(request: Request) -> Response:
     elif not NAME.fullmatch(type_):
         problem = "Choose the event type to send (letters, digits and . _ : - only)."
     else:
+        svc = services(request)
         try:
+            await svc.rates.admit(session.tenant_id, 1)  # an event like any other
             _, delivery_id = await kernel.send_test_event(
-                services(request).pool,
+                svc.pool,
                 session.tenant_id,
                 endpoint["id"],
                 type_,
                 None,
                 session.subscriber_id,
             )
+            await svc.rates.charge(session.tenant_id, 1)
         except NotFound:
             raise HTTPException(404, _GONE) from None
+        except Busy as exc:
+            problem = f"Not sent: {exc.detail}"
         except (Conflict, InvalidInput) as exc:
             problem = _test_problem(exc)
     if problem is not None:
@@ -178,6 +192,7 @@ async def _set_status(request: Request, session: Session, status: str) -> Respon
             svc.settings.allowed_networks,
             {"status": status},
             session.subscriber_id,
+            vault=svc.vault,
         )
     except NotFound:
         raise HTTPException(404, _GONE) from None
@@ -214,7 +229,12 @@ async def replay_missed(request: Request) -> Response:
     wanted = ReplayFilter(endpoint=endpoint["id"], since=since, until=until, missed=True)
     try:
         created = await create_replay(
-            svc.pool, session.tenant_id, wanted, svc.settings.replay_rate, session.subscriber_id
+            svc.pool,
+            session.tenant_id,
+            wanted,
+            svc.settings.replay_rate,
+            session.subscriber_id,
+            quota=svc.settings.tenant_max_replays,
         )
     except NotFound:
         raise HTTPException(404, _GONE) from None

@@ -42,6 +42,7 @@ from hookline.db import Pool, Row
 from hookline.deliveries import get_delivery, list_deliveries
 from hookline.errors import InvalidInput, NotFound
 from hookline.event_types import list_event_types
+from hookline.moments import check_moment
 from hookline.replays import ReplayFilter, count_replay
 from hookline.sessions import Session
 from hookline.subscribers import list_subscribers
@@ -192,7 +193,12 @@ async def create(request: Request) -> Response:
     svc = services(request)
     try:
         created = await kernel.create_endpoint(
-            svc.pool, session.tenant_id, svc.settings.allowed_networks, {**f.fields, "headers": {}}
+            svc.pool,
+            session.tenant_id,
+            svc.settings.allowed_networks,
+            {**f.fields, "headers": {}},
+            quota=svc.settings.tenant_max_endpoints,
+            vault=svc.vault,
         )
     except InvalidInput as exc:
         f.errors.update(kernel_errors(exc, session))
@@ -225,6 +231,7 @@ async def update(request: Request) -> Response:
             svc.settings.allowed_networks,
             changes,
             session.subscriber_id,
+            vault=svc.vault,
         )
     except NotFound:
         raise HTTPException(404, "There is no such endpoint; it may have been deleted.") from None
@@ -247,9 +254,9 @@ def moment(text: object) -> datetime | None:
     """An ISO 8601 time with a zone from a form or query string, else None."""
     try:
         found = datetime.fromisoformat(text) if isinstance(text, str) and text else None
+        return None if found is None or found.tzinfo is None else check_moment(found)
     except ValueError:
         return None
-    return found if found is not None and found.tzinfo is not None else None
 
 
 async def _replay_offer(

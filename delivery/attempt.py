@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -18,10 +18,10 @@ import httpx
 
 from hookline import __version__
 from hookline.targets import TargetRefused
+from hookline.vault import REDACTED, is_credential
 
 USER_AGENT = f"hookline/{__version__}"
 EXCERPT_BYTES = 4096  # of a response body, kept on the attempt for people to read
-_SENSITIVE = ("authorization", "cookie", "token", "secret", "key", "password")
 
 
 @lru_cache(maxsize=10_000)
@@ -71,9 +71,10 @@ def request_headers(
     return headers
 
 
-def redacted(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers fit to store and show: values of credential-like custom headers hidden."""
-    return {k: ("[redacted]" if any(s in k for s in _SENSITIVE) else v) for k, v in headers.items()}
+def redacted(headers: Mapping[str, str], marked: Sequence[str]) -> dict[str, str]:
+    """Headers fit to store and show: the values of credential headers (those whose names
+    say so, and those the endpoint ``marked`` sensitive) hidden."""
+    return {k: (REDACTED if is_credential(k, marked) else v) for k, v in headers.items()}
 
 
 def _refusal(exc: TargetRefused) -> str:

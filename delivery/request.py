@@ -13,11 +13,17 @@ from delivery.attempt import request_headers
 from delivery.signing import sign
 from hookline.links import event_link
 from hookline.settings import Settings
+from hookline.vault import Vault
 
 
-def build_request(settings: Settings, job: asyncpg.Record) -> tuple[dict[str, str], bytes]:
-    """Headers and the exact body bytes to sign and send for one claimed delivery."""
+def build_request(
+    settings: Settings, vault: Vault, job: asyncpg.Record
+) -> tuple[dict[str, str], bytes]:
+    """Headers and the exact body bytes to sign and send for one claimed delivery (its
+    secrets and credential headers opened from the vault)."""
     full = job["payload"] == "full"
+    tenant_id = job["tenant_id"]
+    signing = [vault.open_secret(stored, tenant_id) for stored in job["secrets"]]
     link = ""
     if not full:
         assert settings.secret_key is not None
@@ -28,6 +34,7 @@ def build_request(settings: Settings, job: asyncpg.Record) -> tuple[dict[str, st
             job["endpoint_id"],
             settings.fetch_link_ttl,
             time.time(),
+            signing[0],  # the current secret: the link dies when it stops signing
         )
     sequence = job["seq"] if job["ordering"] != "none" else None
     content_type = "application/json"
@@ -62,11 +69,11 @@ def build_request(settings: Settings, job: asyncpg.Record) -> tuple[dict[str, st
         )
     timestamp = int(time.time())
     headers = request_headers(
-        custom=orjson.loads(job["headers"]),
+        custom=vault.open_headers(orjson.loads(job["headers"]), tenant_id),
         content_type=content_type,
         msg_id=job["event_id"],
         timestamp=timestamp,
-        signature=sign(job["secrets"], job["event_id"], timestamp, body),
+        signature=sign(signing, job["event_id"], timestamp, body),
         attempt=job["attempts"] + 1,
         sequence=sequence,
     )

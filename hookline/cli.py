@@ -1,7 +1,7 @@
 """The command line, and the composition root: the one place that wires settings, the
 Postgres pool, Redis, the HTTP client and the apps together.
 
-    hookline migrate | serve | worker | dev | tenant create | user create
+    hookline migrate | serve | worker | dev | tenant create | user create | secrets reencrypt
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from hookline.db import Pool, open_pool
 from hookline.errors import HooklineError
 from hookline.metrics import Metrics
 from hookline.migrations import migrate
+from hookline.server import EdgeServer
 from hookline.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("hookline")
@@ -39,13 +40,21 @@ def build_app(
     from api.http import Services
     from dashboard import app as dashboard_app
     from hookline.doorbell import Doorbell
+    from hookline.rates import IngestRates
+    from hookline.vault import Vault
 
     app = Starlette(
         routes=[*api_app.routes(), *dashboard_app.routes()],
         exception_handlers=dashboard_app.exception_handlers(api_app.exception_handlers()),
     )
     app.state.services = Services(
-        settings, pool, redis, Doorbell(redis, settings.namespace), metrics or Metrics()
+        settings,
+        pool,
+        redis,
+        Doorbell(redis, settings.namespace),
+        metrics or Metrics(),
+        IngestRates(redis, settings),
+        Vault.from_settings(settings),
     )
     api_app.init_state(app.state)
     return app
@@ -87,7 +96,7 @@ async def _serve(
         lifespan="off",
         server_header=False,
     )
-    await uvicorn.Server(config).serve()
+    await EdgeServer(config, settings).serve()
 
 
 async def _work(
@@ -164,6 +173,21 @@ async def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_secrets_reencrypt(settings: Settings, args: argparse.Namespace) -> int:
+    from hookline.endpoint_secrets import reseal_all
+    from hookline.vault import Vault
+
+    vault = Vault.from_settings(settings)
+    async with open_pool(settings, size=2) as pool:
+        done = await reseal_all(pool, vault, progress=lambda line: print(line, flush=True))
+    print(
+        f"resealed {done[0]} signing secret(s) and the headers of {done[1]} endpoint(s) "
+        "under the current HOOKLINE_SECRET_KEY; keys in HOOKLINE_PREVIOUS_SECRET_KEYS are "
+        "no longer needed for them"
+    )
+    return 0
+
+
 async def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from hookline.dev import run_dev
 
@@ -213,6 +237,15 @@ def _parser() -> argparse.ArgumentParser:
     ucreate.add_argument("--email", required=True)
     ucreate.add_argument("--password", help="prompted for when absent")
     ucreate.set_defaults(run=cmd_user_create)
+
+    vault = sub.add_parser("secrets", help="stored credentials").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    vault.add_parser(
+        "reencrypt",
+        help="seal every stored credential under the current HOOKLINE_SECRET_KEY "
+        "(after an upgrade or a key rotation)",
+    ).set_defaults(run=cmd_secrets_reencrypt)
     return parser
 
 

@@ -21,8 +21,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from hookline.db import Pool, open_pool
+from hookline.endpoint_secrets import reseal_all
 from hookline.metrics import Metrics
 from hookline.settings import Settings
+from hookline.vault import Vault
 
 log = logging.getLogger("hookline.dev")
 
@@ -81,7 +83,7 @@ async def _demo(pool: Pool, data_dir: Path) -> dict[str, str]:
     email = "demo@hookline.local"
     await pool.execute("DELETE FROM users WHERE email = $1", email)
     await create_user(pool, tenant.id, email, password)
-    await create_subscriber(pool, tenant.id, "demo-customer", "Demo customer")
+    await create_subscriber(pool, tenant.id, "demo-customer", "Demo customer", quota=0)
     demo = {
         "tenant_id": tenant.id,
         "api_key": key,
@@ -139,6 +141,8 @@ async def run_dev(
         try:
             async with open_pool(settings) as pool:
                 demo = await _demo(pool, data_dir)
+                # credentials stored by an older version are sealed now (usually none)
+                await reseal_all(pool, Vault.from_settings(settings))
                 print(_banner(settings, demo, args.host, args.port), flush=True)
                 # one process, one registry: /metrics shows ingest and delivery together
                 metrics = Metrics()

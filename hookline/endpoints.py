@@ -19,8 +19,10 @@ from hookline.db import QUERIES, Pool, Row, row
 from hookline.errors import Conflict, InvalidInput, NotFound
 from hookline.event_types import check_events, example_data
 from hookline.events import ingest_event
+from hookline.quotas import make_room
 from hookline.settings import IPNetwork
 from hookline.targets import TargetRefused, check_target
+from hookline.vault import REDACTED, Vault
 
 #: Fields of an endpoint that :func:`update_endpoint` may change.
 PATCHABLE = (
@@ -39,10 +41,8 @@ PATCHABLE = (
     "status",
     "retry_schedule",
     "disable_after",
+    "sensitive_headers",
 )
-
-#: Replaced signing secrets kept at most after a rotation (PRODUCT: at most 10 old keys).
-OLD_SECRETS_KEPT = 10
 
 # Deleting waits for workers that still hold a lane of the endpoint. A lease lasts two
 # attempt deadlines (30 s at most each) and a margin, so this is never reached unless
@@ -66,37 +66,51 @@ def _unknown_subscriber(uid: str) -> InvalidInput:
 
 
 async def create_endpoint(
-    pool: Pool, tenant_id: str, allowed: Sequence[IPNetwork], fields: Mapping[str, Any]
+    pool: Pool,
+    tenant_id: str,
+    allowed: Sequence[IPNetwork],
+    fields: Mapping[str, Any],
+    *,
+    quota: int,
+    vault: Vault,
 ) -> Row:
     """Register an endpoint after checking its URL against SSRF; it gets a new secret of
     the kind ``fields["signature"]`` names (``hmac`` unless given), or an ed25519 keypair.
 
     ``fields`` are the validated API fields (see ``api.endpoint_models.EndpointIn``).
+    :class:`QuotaExceeded` when the tenant has ``quota`` endpoints already (0: no limit).
     """
     await _check_url(fields["url"], allowed)
+    marked = list(fields.get("sensitive_headers") or [])
+    headers = _stored_headers(vault, tenant_id, fields["headers"], marked, None)
+    secret = secrets.new_secret(fields.get("signature", "hmac"))
     try:
-        created = row(
-            await pool.fetchrow(
-                QUERIES["create_endpoint"],
-                tenant_id,
-                fields["subscriber"],
-                fields["url"],
-                fields["description"],
-                fields["event_types"],
-                fields["ordering"],
-                fields["on_exhausted"],
-                fields["payload"],
-                fields["format"],
-                fields["timeout"],
-                fields["rate_limit"],
-                fields["max_in_flight"],
-                fields["headers"],
-                fields.get("schema_version"),
-                secrets.new_secret(fields.get("signature", "hmac")),
-                fields.get("retry_schedule"),
-                fields.get("disable_after"),
+        async with pool.acquire() as conn, conn.transaction():
+            await make_room(conn, tenant_id, "endpoints", quota)
+            created = row(
+                await conn.fetchrow(
+                    QUERIES["create_endpoint"],
+                    tenant_id,
+                    fields["subscriber"],
+                    fields["url"],
+                    fields["description"],
+                    fields["event_types"],
+                    fields["ordering"],
+                    fields["on_exhausted"],
+                    fields["payload"],
+                    fields["format"],
+                    fields["timeout"],
+                    fields["rate_limit"],
+                    fields["max_in_flight"],
+                    headers,
+                    fields.get("schema_version"),
+                    vault.seal_secret(secret, tenant_id),
+                    fields.get("retry_schedule"),
+                    fields.get("disable_after"),
+                    secrets.signature_kind(secret),
+                    marked,
+                )
             )
-        )
     except asyncpg.ForeignKeyViolationError:  # the subscriber was deleted meanwhile
         raise _unknown_subscriber(fields["subscriber"]) from None
     if created is None:
@@ -140,8 +154,14 @@ async def update_endpoint(
     allowed: Sequence[IPNetwork],
     changes: Mapping[str, Any],
     subscriber_id: str | None = None,
+    *,
+    vault: Vault,
 ) -> Row:
     """Change the fields in ``changes`` (any of :data:`PATCHABLE`) and leave the others.
+
+    Custom ``headers`` are stored with credential values sealed (see
+    :meth:`Vault.seal_headers`); a value of ``[redacted]`` keeps the stored one. Changing
+    ``sensitive_headers`` alone seals (or unseals) the stored values it names.
 
     A new ``url`` is checked against SSRF as at registration. ``status`` may be set to
     ``paused`` or ``active``; a disabled endpoint can be made active again too: its
@@ -151,7 +171,8 @@ async def update_endpoint(
     Pausing needs nothing more: a claim parks the lanes of an endpoint that is not active,
     and an attempt already in flight finishes. Resuming locks the endpoint's parked lanes
     (in lane order, before the endpoint row, as every writer does) and points each at its
-    head's next attempt, so what waited is sent at once and in order.
+    head's next attempt, so what waited is sent at once and in order; a second look after
+    the commit catches a lane a concurrent claim parked meanwhile.
 
     Changing ``ordering`` applies to events ingested from then on: deliveries already
     pending stay in the lanes of the old mode and drain there. So while they drain, a
@@ -164,6 +185,10 @@ async def update_endpoint(
         raise ValueError(f"not fields an endpoint update may change: {unknown}")
     if "url" in changes:
         await _check_url(changes["url"], allowed)
+    if "headers" in changes or "sensitive_headers" in changes:
+        changes = await _with_stored_headers(
+            pool, vault, tenant_id, endpoint_id, changes, subscriber_id
+        )
     values = [changes.get(name) for name in PATCHABLE]
     async with pool.acquire() as conn, conn.transaction():
         lanes: list[int] = []
@@ -187,6 +212,16 @@ async def update_endpoint(
         if lanes:
             # same transaction: sees the endpoint active; leaves leased lanes to their holder
             await conn.execute(QUERIES["reschedule_lanes"], lanes)
+    if changes.get("status") == "active":
+        # A claim that read the endpoint as paused may have parked a lane after the lanes
+        # above were looked for; it holds a share lock on the endpoint row until it
+        # commits, so by now its park is committed, and from now on claims see it active.
+        async with pool.acquire() as conn, conn.transaction():
+            late = await conn.fetch(
+                QUERIES["lock_parked_lanes"], tenant_id, endpoint_id, subscriber_id
+            )
+            if late:
+                await conn.execute(QUERIES["reschedule_lanes"], [r["id"] for r in late])
     return updated
 
 
@@ -249,80 +284,6 @@ async def delete_stopped_endpoints(
         await asyncio.sleep(_DELETE_POLL)
 
 
-def _shown_keys(valid: Sequence[asyncpg.Record]) -> Row:
-    """What a subscriber may see of an endpoint's signing secrets (newest first): the key
-    to verify with, how it signs, and every ed25519 public key still signing. A ``whsk_``
-    private key never leaves this function."""
-    current = valid[0]["secret"]
-    return {
-        "key": secrets.verifying_key(current),
-        "signature": secrets.signature_kind(current),
-        "public_keys": [
-            {"key": secrets.public_key(r["secret"]), "expires_at": r["expires_at"]}
-            for r in valid
-            if secrets.signature_kind(r["secret"]) == "ed25519"
-        ],
-    }
-
-
-async def signing_keys(
-    pool: Pool, tenant_id: str, endpoint_id: str, subscriber_id: str | None = None
-) -> Row:
-    """The endpoint's verifying keys as :func:`_shown_keys` gives them."""
-    valid = await pool.fetch(QUERIES["signing_secrets"], tenant_id, endpoint_id, subscriber_id)
-    if not valid:
-        raise NotFound(f"no endpoint {endpoint_id!r}")
-    return _shown_keys(valid)
-
-
-def _new_secret(current: str, new: str | None, kind: secrets.SignatureKind | None) -> str:
-    try:
-        if new is None:
-            return secrets.new_secret(kind or secrets.signature_kind(current))
-        if kind == "ed25519":
-            raise ValueError(
-                "hookline makes ed25519 keys itself, so no private key travels: "
-                'send {"signature": "ed25519"} without a key'
-            )
-        return secrets.check_signing_secret(new)
-    except ValueError as exc:
-        raise InvalidInput(str(exc), errors=[{"loc": ["body", "key"], "msg": str(exc)}]) from None
-
-
-async def rotate_secret(
-    pool: Pool,
-    tenant_id: str,
-    endpoint_id: str,
-    grace: float,
-    new: str | None = None,
-    kind: secrets.SignatureKind | None = None,
-    subscriber_id: str | None = None,
-) -> Row:
-    """Make a new signing secret current; return the keys as :func:`signing_keys` does.
-
-    The new secret is ``new`` (a chosen ``whsec_``), else a fresh one of ``kind``, else of
-    the current secret's kind: ``kind`` switches between HMAC and ed25519, whose keypairs
-    hookline always makes itself. The replaced secret keeps signing beside it for
-    ``grace`` seconds, so receivers can switch without dropping a request: every delivery
-    meanwhile carries one signature per valid secret (``v1`` and ``v1a`` side by side when
-    the kind changed). At most :data:`OLD_SECRETS_KEPT` replaced secrets are kept; the
-    oldest go first.
-    """
-    async with pool.acquire() as conn, conn.transaction():
-        # the endpoint stays locked to the end, so the kind read is the kind replaced
-        current = await conn.fetchval(
-            QUERIES["lock_current_secret"], tenant_id, endpoint_id, subscriber_id
-        )
-        if current is None:
-            raise NotFound(f"no endpoint {endpoint_id!r}")
-        secret = _new_secret(current, new, kind)
-        await conn.execute(
-            QUERIES["rotate_secret"], tenant_id, endpoint_id, secret, grace, OLD_SECRETS_KEPT
-        )
-        valid = await conn.fetch(QUERIES["signing_secrets"], tenant_id, endpoint_id, None)
-    return _shown_keys(valid)
-
-
 async def send_test_event(
     pool: Pool,
     tenant_id: str,
@@ -353,10 +314,51 @@ async def send_test_event(
         data = {} if example is None or example[1] is None else orjson.loads(example[1])
     [version] = await check_events(pool, tenant_id, [(type_, pinned, data)], [["body"]])
     event = {"type": type_, "data": data, "subscriber": endpoint["subscriber"], "version": version}
-    accepted = await ingest_event(pool, tenant_id, event, only_endpoint=endpoint_id)
+    # one endpoint only: one delivery, never more than any fan-out quota
+    accepted = await ingest_event(pool, tenant_id, event, only_endpoint=endpoint_id, max_fanout=0)
     delivery = await pool.fetchval(
         QUERIES["delivery_of_event"], tenant_id, accepted.id, endpoint_id
     )
     if delivery is None:  # stopped or changed between the check and the ingest
         raise Conflict(f"endpoint {endpoint_id} no longer takes this event; try again")
     return accepted.id, str(delivery)
+
+
+async def _with_stored_headers(
+    pool: Pool,
+    vault: Vault,
+    tenant_id: str,
+    endpoint_id: str,
+    changes: Mapping[str, Any],
+    subscriber_id: str | None,
+) -> dict[str, Any]:
+    """``changes`` with ``headers`` as they are to be stored (and ``sensitive_headers``)."""
+    current = await get_endpoint(pool, tenant_id, endpoint_id, subscriber_id)
+    stored: dict[str, str] = orjson.loads(current["headers"])
+    marked = list(changes.get("sensitive_headers", current["sensitive_headers"]) or [])
+    wanted = changes.get("headers")
+    if wanted is None:  # only the marks changed: the same headers, sealed by the new ones
+        wanted = vault.open_headers(stored, tenant_id)
+    return {
+        **changes,
+        "sensitive_headers": marked,
+        "headers": _stored_headers(vault, tenant_id, wanted, marked, stored),
+    }
+
+
+def _stored_headers(
+    vault: Vault,
+    tenant_id: str,
+    headers: Mapping[str, str],
+    marked: Sequence[str],
+    kept: Mapping[str, str] | None,
+) -> dict[str, str]:
+    try:
+        return vault.seal_headers(headers, tenant_id, marked, kept)
+    except KeyError as exc:
+        name = str(exc.args[0])
+        msg = (
+            f"send the value of {name!r}: hookline never shows credential values, so "
+            f"{REDACTED!r} only keeps one it already stores"
+        )
+        raise InvalidInput(msg, errors=[{"loc": ["body", "headers", name], "msg": msg}]) from None

@@ -194,3 +194,40 @@ async def worker(settings: Settings, pool: Pool, redis: Redis) -> AsyncIterator[
     """A delivery worker running in the test's event loop until the test ends."""
     async with running_worker(settings, pool, redis):
         yield
+
+
+async def stored_secrets(pool: Pool, settings: Settings, endpoint_id: str) -> list[dict[str, Any]]:
+    """An endpoint's signing secrets as stored, oldest first, each also opened (``secret``;
+    ``sealed`` is the stored text), with ``created_at`` and ``expires_at``."""
+    from hookline.vault import Vault
+
+    vault = Vault.from_settings(settings)
+    rows = await pool.fetch(
+        "SELECT s.secret, s.created_at, s.expires_at, e.tenant_id FROM endpoint_secrets s"
+        " JOIN endpoints e ON e.id = s.endpoint_id WHERE s.endpoint_id = $1"
+        " ORDER BY s.created_at",
+        endpoint_id,
+    )
+    return [
+        {
+            "secret": vault.open_secret(r["secret"], r["tenant_id"]),
+            "sealed": r["secret"],
+            "created_at": r["created_at"],
+            "expires_at": r["expires_at"],
+        }
+        for r in rows
+    ]
+
+
+async def expire_secret(pool: Pool, settings: Settings, endpoint_id: str, secret: str) -> None:
+    """End the grace period of one of an endpoint's secrets now."""
+    for s in await stored_secrets(pool, settings, endpoint_id):
+        if s["secret"] == secret:
+            await pool.execute(
+                "UPDATE endpoint_secrets SET expires_at = now()"
+                " WHERE endpoint_id = $1 AND created_at = $2",
+                endpoint_id,
+                s["created_at"],
+            )
+            return
+    raise AssertionError("no such secret")

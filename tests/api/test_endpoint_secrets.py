@@ -15,8 +15,9 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from svix.webhooks import Webhook as SvixWebhook
 
 from hookline.db import Pool
+from hookline.settings import Settings
 from tests.api.test_endpoints import make_endpoint, send_event
-from tests.conftest import TenantKey
+from tests.conftest import TenantKey, expire_secret, stored_secrets
 from tests.receiver import Receiver, wait_for
 
 
@@ -33,7 +34,7 @@ async def _current(api: httpx.AsyncClient, tenant: TenantKey, endpoint_id: str) 
 
 @pytest.mark.usefixtures("worker")
 async def test_during_the_grace_period_old_and_new_secrets_both_verify(
-    api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver, pool: Pool
+    api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver, pool: Pool, settings: Settings
 ) -> None:
     ep = await make_endpoint(api, tenant, receiver.url)
     old = await _current(api, tenant, ep["id"])
@@ -41,8 +42,10 @@ async def test_during_the_grace_period_old_and_new_secrets_both_verify(
     assert r.status_code == 200, r.text
     new = r.json()["key"]
     assert new != old and await _current(api, tenant, ep["id"]) == new
-    grace_end = await pool.fetchval(
-        "SELECT expires_at FROM endpoint_secrets WHERE secret = $1", old
+    grace_end = next(
+        s["expires_at"]
+        for s in await stored_secrets(pool, settings, ep["id"])
+        if s["secret"] == old
     )
     assert abs(grace_end - (datetime.now(UTC) + timedelta(hours=24))) < timedelta(minutes=1)
 
@@ -55,7 +58,7 @@ async def test_during_the_grace_period_old_and_new_secrets_both_verify(
         SvixWebhook(key).verify(got.body, got.headers)
 
     # once the grace period is over, only the new secret signs
-    await pool.execute("UPDATE endpoint_secrets SET expires_at = now() WHERE secret = $1", old)
+    await expire_secret(pool, settings, ep["id"], old)
     await send_event(api, tenant)
     await wait_for(lambda: len(receiver.requests) == 2, what="the second delivery")
     got = receiver.requests[1]
@@ -66,31 +69,23 @@ async def test_during_the_grace_period_old_and_new_secrets_both_verify(
 
 
 async def test_at_most_ten_old_secrets_are_kept(
-    api: httpx.AsyncClient, tenant: TenantKey, pool: Pool
+    api: httpx.AsyncClient, tenant: TenantKey, pool: Pool, settings: Settings
 ) -> None:
     ep = await make_endpoint(api, tenant, "http://127.0.0.1:9/a")
     issued = [await _current(api, tenant, ep["id"])]
     for _ in range(11):
         r = await api.post(f"/v1/endpoints/{ep['id']}/secret/rotate", headers=tenant.headers)
         issued.append(r.json()["key"])
-    stored = await pool.fetch(
-        "SELECT secret, expires_at FROM endpoint_secrets WHERE endpoint_id = $1"
-        " ORDER BY created_at",
-        ep["id"],
-    )
+    stored = await stored_secrets(pool, settings, ep["id"])
     # after 11 rotations, 11 secrets were replaced: the oldest of them is gone
     assert [s["secret"] for s in stored] == issued[1:]
     assert [s["expires_at"] is None for s in stored] == [False] * 10 + [True]
     assert len(set(issued)) == 12
 
     # a replaced secret whose grace period is over goes at the next rotation
-    await pool.execute(
-        "UPDATE endpoint_secrets SET expires_at = now() WHERE secret = $1", issued[5]
-    )
+    await expire_secret(pool, settings, ep["id"], issued[5])
     await api.post(f"/v1/endpoints/{ep['id']}/secret/rotate", headers=tenant.headers)
-    kept = await pool.fetchval(
-        "SELECT array_agg(secret) FROM endpoint_secrets WHERE endpoint_id = $1", ep["id"]
-    )
+    kept = [s["secret"] for s in await stored_secrets(pool, settings, ep["id"])]
     assert len(kept) == 11 and issued[5] not in kept and issued[2] in kept
 
 

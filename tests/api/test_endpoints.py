@@ -32,7 +32,8 @@ EVERY_FIELD: dict[str, Any] = {
     "timeout": 7.5,
     "rate_limit": 50,
     "max_in_flight": 4,
-    "headers": {"X-Team": "warehouse", "Authorization": "Basic dGVzdA=="},
+    "headers": {"X-Team": "warehouse", "X-Region": "eu"},
+    "sensitive_headers": ["X-Shard"],
     "schema_version": 2,
 }
 
@@ -98,6 +99,7 @@ async def test_every_field_round_trips_through_create_patch_and_get(
         "rate_limit": 1,
         "max_in_flight": 1000,
         "headers": {"X-Other": "1"},
+        "sensitive_headers": [],
         "schema_version": 1,
     }
     for field, value in changed.items():  # one at a time: the others must stay

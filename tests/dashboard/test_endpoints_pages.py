@@ -19,11 +19,13 @@ from starlette.applications import Starlette
 from hookline import endpoints as kernel
 from hookline.cli import build_app
 from hookline.db import Pool
+from hookline.endpoint_secrets import rotate_secret, signing_keys
 from hookline.errors import NotFound
 from hookline.settings import Settings
 from hookline.tenants import create_user
+from hookline.vault import Vault
 from tests.conftest import TenantKey, running_worker
-from tests.dashboard.sessions import EMAIL, PASSWORD, csrf_of, open_portal
+from tests.dashboard.sessions import EMAIL, PASSWORD, csrf_of, log_in, open_portal
 from tests.receiver import Receiver, wait_for
 
 SCRIPT = "<script>alert(1)</script>"
@@ -83,7 +85,7 @@ async def operator(
 ) -> Browser:
     await create_user(pool, tenant.id, EMAIL, PASSWORD)
     browser = Browser(browsers())
-    r = await browser.client.post("/login", data={"email": EMAIL, "password": PASSWORD})
+    r = await log_in(browser.client)
     assert r.status_code == 303
     browser.csrf = csrf_of((await browser.get("/")).text)
     return browser
@@ -599,13 +601,18 @@ async def test_a_failing_endpoint_warns_on_its_page_and_in_the_list(
 
 
 async def test_the_kernel_scope_keeps_a_subscriber_to_its_own_endpoints(
-    api: httpx.AsyncClient, tenant: TenantKey, pool: Pool, subscribers: list[str]
+    api: httpx.AsyncClient,
+    tenant: TenantKey,
+    pool: Pool,
+    subscribers: list[str],
+    settings: Settings,
 ) -> None:
     """What the pages rely on, one kernel function at a time (the API passes no scope)."""
     mine = await _endpoint(api, tenant, "c1", "http://127.0.0.1:9/mine")
     theirs = await _endpoint(api, tenant, "c2", "http://127.0.0.1:9/theirs")
     me = await pool.fetchval("SELECT subscriber_id FROM endpoints WHERE id = $1", mine["id"])
     t, other, nets = tenant.id, theirs["id"], [ipaddress.ip_network("127.0.0.0/8")]
+    vault = Vault.from_settings(settings)
 
     listed = await kernel.list_endpoints(pool, t, None, None, 10, subscriber_id=me)
     assert [e["id"] for e in listed] == [mine["id"]]
@@ -613,10 +620,10 @@ async def test_the_kernel_scope_keeps_a_subscriber_to_its_own_endpoints(
     assert (await kernel.get_endpoint(pool, t, mine["id"], me))["id"] == mine["id"]
     attempts: list[Awaitable[Any]] = [
         kernel.get_endpoint(pool, t, other, me),
-        kernel.update_endpoint(pool, t, other, nets, {"status": "paused"}, me),
-        kernel.update_endpoint(pool, t, other, nets, {"status": "active"}, me),
-        kernel.signing_keys(pool, t, other, me),
-        kernel.rotate_secret(pool, t, other, 60, subscriber_id=me),
+        kernel.update_endpoint(pool, t, other, nets, {"status": "paused"}, me, vault=vault),
+        kernel.update_endpoint(pool, t, other, nets, {"status": "active"}, me, vault=vault),
+        signing_keys(pool, t, other, me, vault=vault),
+        rotate_secret(pool, t, other, 60, subscriber_id=me, vault=vault),
         kernel.send_test_event(pool, t, other, "a.b", None, me),
         kernel.delete_endpoint(pool, t, other, me),
     ]

@@ -20,8 +20,9 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from delivery.signing import sign
 from hookline.db import Pool
 from hookline.secrets import new_private_key, new_signing_secret, public_key, signature_kind
+from hookline.settings import Settings
 from tests.api.test_endpoints import make_endpoint, send_event
-from tests.conftest import TenantKey
+from tests.conftest import TenantKey, expire_secret, stored_secrets
 from tests.receiver import Received, Receiver, wait_for
 
 # the Standard Webhooks reference library's own v1a vector (libraries/go, asymmetric test):
@@ -141,6 +142,7 @@ async def test_an_ed25519_endpoint_sends_v1a_that_its_public_key_verifies(
     tenant: TenantKey,
     receiver: Receiver,
     pool: Pool,
+    settings: Settings,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -154,10 +156,10 @@ async def test_an_ed25519_endpoint_sends_v1a_that_its_public_key_verifies(
         "signature": "ed25519",
         "public_keys": [{"key": public, "expires_at": None}],
     }
-    stored = await pool.fetchval(
-        "SELECT secret FROM endpoint_secrets WHERE endpoint_id = $1", ep["id"]
-    )
+    [kept] = await stored_secrets(pool, settings, ep["id"])
+    stored = kept["secret"]
     assert stored.startswith("whsk_") and public_key(stored) == public
+    assert not kept["sealed"].startswith("whsk_")  # sealed at rest
 
     got = await _delivered(api, tenant, receiver, 1)
     assert versions(got) == ["v1a"]
@@ -184,14 +186,13 @@ async def test_an_ed25519_endpoint_sends_v1a_that_its_public_key_verifies(
     assert [e["signature"] for e in listed.json()["data"]] == ["ed25519"]
     for answer in (r, listed):
         assert "whsk_" not in answer.text
+    # nowhere in the database either, not even in its own row (sealed there)
     pattern = f"%{stored.removeprefix('whsk_')}%"
-    mine = "SELECT count(*) FROM endpoint_secrets x WHERE x::text LIKE $1"
-    assert await pool.fetchval(mine, pattern) == 1  # the scan below would see it
     tables = await pool.fetch(
         "SELECT table_name FROM information_schema.tables"
         " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
-        " AND table_name <> 'endpoint_secrets'"
     )
+    assert "endpoint_secrets" in {t["table_name"] for t in tables}
     for t in tables:
         name = t["table_name"]
         leaked = await pool.fetchval(
@@ -204,7 +205,7 @@ async def test_an_ed25519_endpoint_sends_v1a_that_its_public_key_verifies(
 
 @pytest.mark.usefixtures("worker")
 async def test_rotating_hmac_to_ed25519_sends_both_and_each_verifies(
-    api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver, pool: Pool
+    api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver, pool: Pool, settings: Settings
 ) -> None:
     ep = await make_endpoint(api, tenant, receiver.url)
     assert ep["signature"] == "hmac"
@@ -231,7 +232,7 @@ async def test_rotating_hmac_to_ed25519_sends_both_and_each_verifies(
         StandardWebhook(old).verify(got.body + b" ", got.headers)
 
     # when the grace period is over only the ed25519 key signs
-    await pool.execute("UPDATE endpoint_secrets SET expires_at = now() WHERE secret = $1", old)
+    await expire_secret(pool, settings, ep["id"], old)
     got = await _delivered(api, tenant, receiver, 2)
     assert versions(got) == ["v1a"]
     verify_v1a(public, got.headers, got.body)
