@@ -86,14 +86,23 @@ def _api_routes() -> list[BaseRoute]:
 async def metrics(request: Request) -> Response:
     """Prometheus metrics of this process, plus gauges read from Postgres now.
 
-    Open unless ``HOOKLINE_METRICS_TOKEN`` is set; then it wants that token as a Bearer.
+    Wants ``HOOKLINE_METRICS_TOKEN`` as a Bearer token; without a token configured it
+    answers 401 unless ``HOOKLINE_METRICS_PUBLIC=true`` opens it on purpose (the counters
+    tell how much each tenant's endpoints receive).
     """
     svc = services(request)
     token = svc.settings.metrics_token
-    if token and not hmac.compare_digest(
-        request.headers.get("authorization", "").encode(), f"Bearer {token}".encode()
-    ):
-        raise HTTPException(401, "send the metrics token as `Authorization: Bearer <token>`")
+    if token:
+        if not hmac.compare_digest(
+            request.headers.get("authorization", "").encode(), f"Bearer {token}".encode()
+        ):
+            raise HTTPException(401, "send the metrics token as `Authorization: Bearer <token>`")
+    elif not svc.settings.metrics_public:
+        raise HTTPException(
+            401,
+            "set HOOKLINE_METRICS_TOKEN and send it as `Authorization: Bearer <token>`, or "
+            "open /metrics to anyone who can reach it with HOOKLINE_METRICS_PUBLIC=true",
+        )
     gauges = await svc.pool.fetchrow(QUERIES["metrics_gauges"])
     assert gauges is not None
     svc.metrics.due_lanes.set(gauges["due_lanes"])

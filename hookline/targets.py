@@ -147,14 +147,21 @@ def _check(ip: str | IPAddress, allowed: Sequence[IPNetwork], name: str | None) 
     embedded = _embedded_ipv4(address)
     if _within(address, allowed) or (embedded is not None and _within(embedded, allowed)):
         return
-    label = str(address) if name is None else f"{name} ({address})"
+    # a literal is named as it was written; for a name, only the rule it broke is told,
+    # never the address it resolved to (that would map a private network for the asker)
     why = _refusal(address)
     if why is not None:
-        raise TargetRefused(f"refused: {label} is {why}; {_ALLOW_HINT}")
+        said = f"{address} is" if name is None else f"{name} resolves to"
+        raise TargetRefused(f"refused: {said} {why}; {_ALLOW_HINT}")
     if embedded is not None:
         why = _refusal(embedded)
         if why is not None:
-            raise TargetRefused(f"refused: {label} embeds {embedded}, {why}; {_ALLOW_HINT}")
+            said = (
+                f"{address} embeds {embedded},"
+                if name is None
+                else (f"{name} resolves to an address with an IPv4 address inside,")
+            )
+            raise TargetRefused(f"refused: {said} {why}; {_ALLOW_HINT}")
 
 
 def _refusal(address: IPAddress) -> str | None:

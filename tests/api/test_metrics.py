@@ -28,7 +28,7 @@ async def test_metrics_count_ingest_deliveries_latency_backlog_and_dead_letters(
 ) -> None:
     receiver.respond = lambda got: web.Response(status=200 if got.path == "/ok" else 500)
     metrics = Metrics()  # one process: the API and the worker share a registry
-    app = build_app(settings, pool, redis, metrics)
+    app = build_app(settings.model_copy(update={"metrics_public": True}), pool, redis, metrics)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t", headers=tenant.headers
     ) as api:
@@ -64,6 +64,13 @@ async def test_metrics_count_ingest_deliveries_latency_backlog_and_dead_letters(
     assert after[("hookline_attempt_duration_seconds_count", ())] == 12
     assert after[("hookline_dead_letter_deliveries", ())] == 3
     assert after[("hookline_due_backlog_lanes", ())] == 0
+
+
+async def test_metrics_are_closed_unless_a_token_is_set_or_they_are_opened(
+    api: httpx.AsyncClient,
+) -> None:
+    r = await api.get("/metrics")
+    assert r.status_code == 401 and "HOOKLINE_METRICS_PUBLIC" in r.json()["detail"]
 
 
 async def test_metrics_token_when_configured(settings: Settings, pool: Pool, redis: Redis) -> None:

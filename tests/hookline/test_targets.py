@@ -31,15 +31,15 @@ HOSTILE = [
     ("http://127.0.0.1/", "loopback"),
     ("http://127.0.0.1:8080/path?q=1", "loopback"),
     ("http://127.255.255.254/", "loopback"),
-    ("http://127.1/", "127.1 (127.0.0.1) is a loopback"),
-    ("http://2130706433/", "2130706433 (127.0.0.1) is a loopback"),
+    ("http://127.1/", "127.1 resolves to a loopback"),
+    ("http://2130706433/", "2130706433 resolves to a loopback"),
     ("http://0x7f000001/", "loopback"),
     ("http://0x7f.0.0.1/", "loopback"),
     ("http://0177.0.0.1/", "loopback"),
     ("http://017700000001/", "loopback"),
     ("http://[::1]/", "::1 is a loopback"),
     ("http://[0:0:0:0:0:0:0:1]/", "loopback"),
-    ("http://localhost/", "localhost (127.0.0.1) is a loopback"),
+    ("http://localhost/", "localhost resolves to a loopback"),
     ("http://LOCALHOST:8000/", "loopback"),
     ("http://localhost./", "localhost."),
     ("http://①②⑦.⓪.⓪.①/", "loopback"),
@@ -224,7 +224,7 @@ async def test_resolves_once_and_one_bad_answer_refuses_all(
         ]
 
     monkeypatch.setattr(loop, "getaddrinfo", fake_getaddrinfo)
-    with pytest.raises(TargetRefused, match=r"rebind\.example \(127\.0\.0\.1\) is a loopback"):
+    with pytest.raises(TargetRefused, match=r"rebind\.example resolves to a loopback"):
         await resolve_checked("rebind.example", 443, NOTHING)
     assert calls == ["rebind.example"]
     assert await resolve_checked("rebind.example", 443, LOOPBACK_V4) == [
@@ -236,3 +236,11 @@ async def test_resolves_once_and_one_bad_answer_refuses_all(
 async def test_unresolvable_host_is_refused() -> None:
     with pytest.raises(TargetRefused, match=r"^could not resolve a\.\.b$"):
         await resolve_checked("a..b", 80, NOTHING)
+
+
+async def test_a_refused_name_is_told_by_the_rule_not_by_the_address_it_resolved_to() -> None:
+    with pytest.raises(TargetRefused) as refused:
+        await check_target("http://localhost/", [])
+    message = str(refused.value)
+    assert "localhost resolves to a loopback address" in message
+    assert "127.0.0.1" not in message and "::1 " not in message
