@@ -29,6 +29,7 @@ from hookline.endpoints import list_endpoints
 from hookline.errors import Conflict, NotFound
 from hookline.event_types import list_event_types
 from hookline.events import get_event
+from hookline.moments import RANGE, check_moment
 from hookline.sessions import Session
 
 STATUSES = ("pending", "retrying", "succeeded", "failed", "cancelled")
@@ -73,9 +74,10 @@ class Filters:
 
 
 def _moment(value: str) -> datetime:
-    """A ``datetime-local`` value (no zone: UTC, as every time on these pages)."""
+    """A ``datetime-local`` value (no zone: UTC, as every time on these pages), within the
+    range every moment hookline accepts lies in (else ValueError)."""
     parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return check_moment(parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed)
 
 
 def read_filters(params: QueryParams, *, status: str | None = None) -> Filters:
@@ -97,7 +99,7 @@ def read_filters(params: QueryParams, *, status: str | None = None) -> Filters:
             try:
                 moments[name] = _moment(raw[name])
             except ValueError:
-                errors[name] = "A date and time like 2025-05-01T09:30 (UTC)."
+                errors[name] = f"A date and time like 2025-05-01T09:30 (UTC), {RANGE}."
     if len(moments) == 2 and moments["after"] >= moments["before"]:
         errors["before"] = "Must be later than From."
     return Filters(**raw, errors=errors)

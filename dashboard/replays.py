@@ -23,6 +23,7 @@ from hookline.db import Row
 from hookline.endpoints import list_endpoints
 from hookline.errors import Conflict, InvalidInput, NotFound
 from hookline.event_types import list_event_types
+from hookline.moments import RANGE, check_moment
 from hookline.sessions import Session
 
 PAGE = 50
@@ -79,9 +80,11 @@ class ReplayForm:
             if value:
                 try:
                     parsed = datetime.fromisoformat(value)
-                    moments[name] = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+                    moments[name] = check_moment(
+                        parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+                    )
                 except ValueError:
-                    self.errors[name] = "A date and time like 2025-05-01T09:30 (UTC)."
+                    self.errors[name] = f"A date and time like 2025-05-01T09:30 (UTC), {RANGE}."
         rate = default_rate
         if self.rate:
             try:
@@ -211,6 +214,7 @@ async def start(request: Request) -> Response:
                 wanted[0],
                 wanted[1],
                 session.subscriber_id,
+                quota=services(request).settings.tenant_max_replays,
             )
         except (InvalidInput, NotFound) as exc:
             entered.take(exc)

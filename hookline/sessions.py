@@ -4,10 +4,15 @@ The cookie holds 32 random bytes; only their SHA-256 is stored. A login always s
 new session (the token is never reused or carried over), so a token planted before login
 is worth nothing after it. Each session has its own CSRF token, which every form and
 every htmx request must echo.
+
+Checking a password costs argon2's ~50 ms of CPU and 64 MiB, so it runs in a worker
+thread, never on the event loop, and only a few at once (:class:`PasswordChecks`): a burst
+of logins waits its turn while every other request goes on being answered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -43,21 +48,45 @@ class Session:
         return self.subscriber_id is not None
 
     def csrf_ok(self, sent: str | None) -> bool:
-        return sent is not None and hmac.compare_digest(sent, self.csrf_token)
+        # as bytes: compare_digest refuses str with non-ASCII characters (TypeError, a 500)
+        return sent is not None and hmac.compare_digest(sent.encode(), self.csrf_token.encode())
+
+
+class PasswordChecks:
+    """argon2 verifications off the event loop, at most ``at_once`` at a time; the others
+    wait for a turn. One per app (the dashboard keeps it on ``app.state``); the semaphore
+    is made here, in the event loop that first checks a password, not at import."""
+
+    def __init__(self, at_once: int = 2) -> None:
+        self._slots = asyncio.Semaphore(at_once)
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        async with self._slots:
+            loop = asyncio.get_running_loop()
+            work = loop.run_in_executor(None, verify_password, password_hash, password)
+            try:
+                return await asyncio.shield(work)
+            finally:
+                if not work.done():
+                    # cancelled while the thread hashes: a thread cannot be stopped, so
+                    # keep the turn until it is free, or the bound would not hold
+                    await asyncio.wait([work])
 
 
 def _hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-async def authenticate(pool: Pool, email: str, password: str) -> tuple[str, str] | None:
+async def authenticate(
+    pool: Pool, checks: PasswordChecks, email: str, password: str
+) -> tuple[str, str] | None:
     """``(tenant_id, user_id)`` when the password is right, else None (which of the two
-    was wrong is not told)."""
+    was wrong is not told). The hash is checked through ``checks``, off the event loop."""
     found = await pool.fetchrow(QUERIES["user_for_login"], email.strip().lower())
     if found is None:
-        verify_password(_DUMMY_HASH, password)
+        await checks.verify(_DUMMY_HASH, password)
         return None
-    if not verify_password(found["password_hash"], password):
+    if not await checks.verify(found["password_hash"], password):
         return None
     return str(found["tenant_id"]), str(found["id"])
 

@@ -122,6 +122,8 @@ async def test_the_list_shows_deliveries_and_each_filter_narrows_it(
     r = await api.get("/deliveries", params={"after": "yesterday", "http": "6xx"})
     assert r.status_code == 400 and "A date and time like" in r.text
     assert "Pick a class from the list." in r.text and not _shown(r.text, everything)
+    r = await api.get("/deliveries", params={"after": "0001-01-01T00:00"})
+    assert r.status_code == 400 and "between 1970-01-01T00:00:00Z" in r.text
     r = await api.get("/deliveries", params={"type": "no.such.type"})
     assert "No deliveries match these filters" in r.text and "Clear filters" in r.text
 
@@ -372,6 +374,10 @@ async def test_the_replay_form_says_what_is_wrong_next_to_the_field(
     assert r.status_code == 400
     assert 'id="e-rate"' in r.text and "A whole number from 1 to 1000." in r.text
     assert 'id="e-since"' in r.text and "A date and time like" in r.text
+    r = await api.post(
+        "/replays", data={"csrf": csrf, "endpoint": endpoint, "since": "0001-01-01T00:00"}
+    )
+    assert r.status_code == 400 and "between 1970-01-01T00:00:00Z" in r.text  # not a 500
     r = await api.post("/replays", data={"csrf": csrf, "missed": "1"}, headers=HTMX)
     assert r.status_code == 200 and "Required with missed" in r.text  # htmx swaps 2xx only
     r = await api.post(

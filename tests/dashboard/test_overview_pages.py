@@ -27,7 +27,7 @@ from hookline.migrations import migrate
 from hookline.settings import Settings
 from hookline.tenants import create_user
 from tests.conftest import TenantKey, make_settings, running_worker
-from tests.dashboard.sessions import EMAIL, PASSWORD, open_portal, sign_in
+from tests.dashboard.sessions import EMAIL, PASSWORD, log_in, open_portal, sign_in
 from tests.receiver import Received, Receiver, wait_for
 
 
@@ -166,7 +166,8 @@ _SEED = (
                AND uid = CASE WHEN i <= 2 THEN 'a' ELSE 'b' END),
               'http://127.0.0.1:9/' || i
        FROM generate_series(1, 10) i""",
-    "INSERT INTO lanes (endpoint_id, key) SELECT id, '' FROM endpoints WHERE tenant_id = $1",
+    "INSERT INTO lanes (tenant_id, endpoint_id, key)"
+    " SELECT tenant_id, id, '' FROM endpoints WHERE tenant_id = $1",
     """INSERT INTO events (id, tenant_id, type, data, created_at)
        SELECT 'evt_big' || lpad(i::text, 5, '0'), $1, 'order.created', '{}',
               now() - interval '6 days'
@@ -262,7 +263,7 @@ async def test_a_million_attempts_are_counted_from_rollups_without_reading_attem
 
     await create_user(pool, tenant.id, EMAIL, PASSWORD)
     async with _app_that_cannot_read_attempts(settings, pool, redis) as client:
-        r = await client.post("/login", data={"email": EMAIL, "password": PASSWORD})
+        r = await log_in(client)
         assert r.status_code == 303
         began = time.perf_counter()
         r = await client.get("/", params={"range": "7d"})
