@@ -113,13 +113,15 @@ async def create(request: Request) -> Response:
     """A new event type; with `schema`, it starts at schema version 1."""
     owner = await tenant(request)
     body = await read_model(request, EventTypeIn)
+    svc = services(request)
     created = await create_event_type(
-        services(request).pool,
+        svc.pool,
         owner.id,
         body.name,
         body.description,
         body.json_schema,
         body.example,
+        quota=svc.settings.tenant_max_event_types,
     )
     return JSON(event_type_shape(created), status_code=201)
 

@@ -26,16 +26,24 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
-from jsonschema import Draft202012Validator
+from jsonschema.protocols import Validator
 
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.errors import Conflict, InvalidInput, NotFound
 from hookline.json_schema import (
+    INLINE_STEPS,
+    VALIDATION_THREADS,
+    VALIDATION_THREADS_PER_TENANT,
+    Problem,
     ValidatorCache,
     compile_schema,
     data_problems,
+    example_problems,
+    quick_data_problems,
     schema_problems,
 )
+from hookline.json_schema.workers import SchemaWorkers
+from hookline.quotas import make_room
 
 UnknownTypes = Literal["accept", "refuse"]
 #: What :func:`check_events` reads through: the pool, or a connection (inside the ingest
@@ -45,6 +53,8 @@ Conn = asyncpg.Connection | asyncpg.Pool | PoolConnectionProxy
 # (type id, version) names an immutable schema, so entries never go stale; the bound keeps
 # a process with many tenants from holding every validator it ever compiled.
 _VALIDATORS = ValidatorCache(size=1024)
+# Validations that may be long, and checks of big schemas, run off the event loop here.
+WORKERS = SchemaWorkers(VALIDATION_THREADS, VALIDATION_THREADS_PER_TENANT)
 
 # The catalog rows ingest needs (policy, type ids, latest versions), kept for CATALOG_TTL
 # seconds: a query per ingest request cost a third of single-event ingest. Writes in this
@@ -78,21 +88,26 @@ async def create_event_type(
     description: str = "",
     schema: dict[str, Any] | None = None,
     example: dict[str, Any] | None = None,
+    *,
+    quota: int,
 ) -> Row:
     """A new event type; with ``schema`` it starts at schema version 1 (409 if the name is
-    taken, 422 with the failing paths if the schema or the example is not valid)."""
+    taken, 422 with the failing paths if the schema or the example is not valid, or when
+    the tenant has ``quota`` event types already; 0: no limit)."""
     if schema is None and example is not None:
         raise InvalidInput(
             "an example belongs to a schema version; send `schema` with it",
             errors=[{"loc": ["body", "example"], "msg": "an example needs a schema"}],
         )
     if schema is not None:
-        _check_schema(schema, example)
-    created = row(
-        await pool.fetchrow(
-            QUERIES["create_event_type"], tenant_id, name, description, schema, example
+        await _check_schema(tenant_id, schema, example)
+    async with pool.acquire() as conn, conn.transaction():
+        await make_room(conn, tenant_id, "event_types", quota)
+        created = row(
+            await conn.fetchrow(
+                QUERIES["create_event_type"], tenant_id, name, description, schema, example
+            )
         )
-    )
     if created is None:
         raise Conflict(f"event type {name!r} exists already")
     forget_catalog()
@@ -141,7 +156,7 @@ async def add_schema_version(
 ) -> Row:
     """The type's next schema version (``latest + 1``); 422 if the schema or the example is
     not valid, 404 if there is no such type."""
-    _check_schema(schema, example)
+    await _check_schema(tenant_id, schema, example)
     added = row(
         await pool.fetchrow(QUERIES["add_schema_version"], tenant_id, name, schema, example)
     )
@@ -193,10 +208,12 @@ async def check_events(
     unknown and the tenant accepts unknown types). Deprecated types are accepted.
 
     Raises :class:`InvalidInput` listing every problem of every item: ``[*loc, "data",
-    *path]`` for each place the data fails its schema, ``[*loc, "version"]`` for a version
-    the type does not have, ``[*loc, "type"]`` for an unknown type when the tenant refuses
-    them. Costs one query for all the batch's types while the validators are cached, and one
-    more for those that are not.
+    *path]`` for each place the data fails its schema (at most MAX_PROBLEMS an item, or one
+    saying it is too costly to validate), ``[*loc, "version"]`` for a version the type does
+    not have, ``[*loc, "type"]`` for an unknown type when the tenant refuses them. Costs one
+    query for all the batch's types while the validators are cached, and one more for those
+    that are not. Validation runs on the event loop while it fits INLINE_STEPS (for the
+    whole call); the rest runs in one of the tenant's worker threads.
     """
     if len(items) != len(locs):
         raise ValueError("check_events needs one location prefix per item")
@@ -225,11 +242,15 @@ async def check_events(
         if version is not None and i not in failing
     }
     validators = await _validators(conn, tenant_id, wanted)
-    for i, ((name, _, data), loc, version) in enumerate(zip(items, locs, versions, strict=True)):
-        if version is None or i in failing:
-            continue
-        for path, msg in data_problems(validators[known[name][0], version], data):
-            errors.append((i, {"loc": [*loc, "data", *path], "msg": msg}))
+    checked = [
+        (i, validators[known[name][0], version], data)
+        for i, ((name, _, data), version) in enumerate(zip(items, versions, strict=True))
+        if version is not None and i not in failing
+    ]
+    found = await _problems(tenant_id, [(validator, data) for _, validator, data in checked])
+    for (i, _, _), problems in zip(checked, found, strict=True):
+        for path, msg in problems:
+            errors.append((i, {"loc": [*locs[i], "data", *path], "msg": msg}))
             failing.add(i)
     if errors:
         errors.sort(key=lambda error: error[0])
@@ -260,10 +281,31 @@ def _version_for(
     return requested, None
 
 
+async def _problems(tenant_id: str, work: list[tuple[Validator, Any]]) -> list[list[Problem]]:
+    """The problems of each ``(validator, data)``: on the loop while they fit INLINE_STEPS
+    together, from the first that does not on in a worker thread (a quick answer is the
+    full budget's answer, so where an event is checked changes nothing)."""
+    found: list[list[Problem]] = []
+    left = INLINE_STEPS
+    for validator, data in work:
+        problems, spent = quick_data_problems(validator, data, left)
+        if problems is None:
+            break
+        found.append(problems)
+        left -= spent
+    if len(found) < len(work):
+        found += await WORKERS.run(tenant_id, _all_problems, work[len(found) :])
+    return found
+
+
+def _all_problems(work: list[tuple[Validator, Any]]) -> list[list[Problem]]:
+    return [data_problems(validator, data, in_worker=True) for validator, data in work]
+
+
 async def _validators(
     conn: Conn, tenant_id: str, wanted: set[tuple[str, int]]
-) -> dict[tuple[str, int], Draft202012Validator]:
-    found: dict[tuple[str, int], Draft202012Validator] = {}
+) -> dict[tuple[str, int], Validator]:
+    found: dict[tuple[str, int], Validator] = {}
     missing: list[tuple[str, int]] = []
     for key in wanted:
         cached = _VALIDATORS.get(key)
@@ -278,26 +320,49 @@ async def _validators(
             [type_id for type_id, _ in missing],
             [version for _, version in missing],
         )
-        for r in records:
+        # compiling a schema compiles its patterns: up to ~0.1 s, off the event loop
+        compiled = await WORKERS.run(tenant_id, _compile_all, [r["schema"] for r in records])
+        for r, validator in zip(records, compiled, strict=True):
             key = (r["event_type_id"], r["version"])
-            found[key] = compile_schema(orjson.loads(r["schema"]))
-            _VALIDATORS.put(key, found[key])
+            found[key] = validator
+            _VALIDATORS.put(key, validator)
     return found
 
 
-def _check_schema(schema: dict[str, Any], example: dict[str, Any] | None) -> None:
-    errors: list[dict[str, object]] = [
-        {"loc": ["body", "schema", *path], "msg": msg} for path, msg in schema_problems(schema)
-    ]
-    if errors:
-        raise InvalidInput("the schema is not a valid JSON Schema (draft 2020-12)", errors=errors)
-    if example is not None:
-        problems = data_problems(compile_schema(schema), example)
-        if problems:
-            raise InvalidInput(
-                "the example does not match the schema",
-                errors=[{"loc": ["body", "example", *path], "msg": msg} for path, msg in problems],
-            )
+def _compile_all(schemas: list[str]) -> list[Validator]:
+    return [compile_schema(orjson.loads(schema)) for schema in schemas]
+
+
+async def _check_schema(
+    tenant_id: str, schema: dict[str, Any], example: dict[str, Any] | None
+) -> None:
+    """422 unless ``schema`` is usable and ``example`` (if any) fits it; checked in one of
+    the tenant's worker threads (up to ~0.5 s for the biggest schema allowed; compiling
+    patterns is work too)."""
+    where, problems = await WORKERS.run(
+        tenant_id, _schema_and_example_problems, schema, example, in_worker=True
+    )
+    if problems:
+        detail = (
+            "the schema is not a valid JSON Schema (draft 2020-12)"
+            if where == "schema"
+            else "the example does not match the schema"
+        )
+        errors: list[dict[str, object]] = [
+            {"loc": ["body", where, *path], "msg": msg} for path, msg in problems
+        ]
+        raise InvalidInput(detail, errors=errors)
+
+
+def _schema_and_example_problems(
+    schema: dict[str, Any], example: dict[str, Any] | None, in_worker: bool
+) -> tuple[str, list[Problem]]:
+    problems = schema_problems(schema)
+    if problems or example is None:
+        return "schema", problems
+    return "example", example_problems(example) or data_problems(
+        compile_schema(schema), example, in_worker=in_worker
+    )
 
 
 def _detail(total: int, failing: int) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -15,13 +17,23 @@ from hookline.errors import Conflict, InvalidInput, NotFound
 from hookline.event_types import (
     add_schema_version,
     check_events,
-    create_event_type,
     example_data,
     get_event_type,
     list_schema_versions,
     update_event_type,
 )
-from hookline.json_schema import ValidatorCache, compile_schema, data_problems, schema_problems
+from hookline.event_types import create_event_type as _create_event_type
+from hookline.json_schema import (
+    MAX_PROBLEMS,
+    MAX_STEPS,
+    TOO_COSTLY,
+    TOO_DEEP,
+    ValidatorCache,
+    compile_schema,
+    data_problems,
+    quick_data_problems,
+    schema_problems,
+)
 from hookline.tenants import create_tenant, update_tenant_settings
 from tests.conftest import TenantKey
 
@@ -48,6 +60,9 @@ ORDER_V2 = {
     "properties": {"order_id": {"type": "string"}, "amount": {"type": "number"}},
     "additionalProperties": False,
 }
+
+# the kernel's tests leave quotas to tests/api/test_quotas.py
+create_event_type = functools.partial(_create_event_type, quota=0)
 
 
 def _errors(exc: pytest.ExceptionInfo[InvalidInput]) -> list[tuple[list[Any], str]]:
@@ -367,9 +382,370 @@ def test_deep_data_under_a_recursive_schema_is_a_problem_not_a_crash() -> None:
     for _ in range(5_000):
         node["child"] = {}
         node = node["child"]
-    assert data_problems(tree, data) == [([], "the data is nested too deeply to validate")]
+    assert data_problems(tree, data) == [([], TOO_DEEP)]
 
 
 def test_long_messages_are_cut() -> None:
     problems = data_problems(compile_schema({"type": "string"}), {"k": "v" * 10_000})
     assert len(problems) == 1 and len(problems[0][1]) == 300 and problems[0][1].endswith("...")
+
+
+# -- nothing a tenant writes runs unbounded --------------------------------------------------
+
+
+def _timed(validator: Any, data: Any) -> tuple[list[Any], float]:
+    started = time.perf_counter()
+    problems = data_problems(validator, data)
+    return problems, time.perf_counter() - started
+
+
+@pytest.mark.parametrize(
+    ("text", "fits"),
+    [
+        ("a" * 28 + "!", False),  # 10.7 s under Python's re
+        ("a" * 10_000 + "!", False),
+        ("a" * 10_000, True),
+        ("", False),
+    ],
+)
+def test_a_backtracking_pattern_runs_in_linear_time(text: str, fits: bool) -> None:
+    problems, took = _timed(compile_schema({"pattern": "^(a+)+$"}), text)
+    assert (problems == []) is fits
+    assert took < 0.1, f"{took:.3f} s"
+
+
+@pytest.mark.parametrize(
+    ("items", "unique"),
+    [
+        ([1, 1.0], False),  # numbers by value
+        ([0, -0.0], False),
+        ([2**53, float(2**53)], False),
+        ([2**70, float(2**70)], False),  # past 64 bits, by digits
+        ([2**70, 2**70 + 1], True),
+        ([0.1, 0.2], True),
+        ([True, 1], True),  # a boolean is no number
+        ([False, 0], True),
+        ([False, None], True),
+        ([None, None], False),
+        (["1", 1], True),
+        (["a", "a"], False),
+        ([{"a": 1, "b": 2}, {"b": 2, "a": 1}], False),  # objects: key order irrelevant
+        ([{"a": 1}, {"a": 1, "b": None}], True),
+        ([{"a": [1, {"b": 2}]}, {"a": [1.0, {"b": 2.0}]}], False),  # ... all the way down
+        ([{"a": True}, {"a": 1}], True),
+        ([[1, 2], [2, 1]], True),  # arrays: order matters
+        ([[1, 2], [1, 2]], False),
+        ([[], {}], True),
+        ([[True], [1]], True),
+        ([], True),
+        ([2**61 - 1 + k * (2**61 - 1) for k in range(5)], True),  # equal hashes, not equal
+    ],
+)
+def test_unique_items_follows_json_schema_equality(items: list[Any], unique: bool) -> None:
+    validator = compile_schema({"type": "array", "uniqueItems": True})
+    assert (data_problems(validator, items) == []) is unique
+
+
+def test_unique_items_over_20000_objects_is_linear() -> None:
+    validator = compile_schema({"type": "array", "uniqueItems": True})
+    rows: list[Any] = [{"id": 10_000 + i} for i in range(20_000)]
+    assert 250_000 < len(orjson.dumps(rows)) < 300_000  # the probe: 409 s before
+    problems, took = _timed(validator, rows)
+    assert problems == [] and took < 0.5
+    rows.insert(12_345, {"id": 10_042.0})
+    problems, took = _timed(validator, rows)
+    assert problems == [([], "has non-unique elements: item 12345 equals item 42")]
+    assert took < 0.5
+
+
+@pytest.mark.parametrize(
+    ("schema", "path", "why"),
+    [
+        ({"pattern": "^(?=.*[0-9]).{8,}$"}, ["pattern"], "lookaheads are not supported"),
+        ({"pattern": "^(?!admin)"}, ["pattern"], "lookaheads are not supported"),
+        ({"pattern": "(?<=@)example"}, ["pattern"], "lookbehinds are not supported"),
+        ({"pattern": "(?<!x)y"}, ["pattern"], "lookbehinds are not supported"),
+        ({"pattern": "^(a)\\1$"}, ["pattern"], "backreferences are not supported"),
+        ({"pattern": "^(?<q>a)\\k<q>$"}, ["pattern"], "backreferences are not supported"),
+        (
+            {"properties": {"a": {"items": {"pattern": "(?=x)"}}}},
+            ["properties", "a", "items", "pattern"],
+            "lookaheads",
+        ),
+        ({"$defs": {"d": {"pattern": "(?<=x)"}}}, ["$defs", "d", "pattern"], "lookbehinds"),
+        # the key is named in the message; the path is the object holding it
+        ({"patternProperties": {"^(?!x)": {}}}, ["patternProperties"], "'^(?!x)' cannot"),
+        ({"pattern": "a++"}, ["pattern"], "is not a valid pattern"),
+        ({"pattern": "("}, ["pattern"], "is not a valid pattern: missing )"),
+        ({"pattern": "\\p{Letter}"}, ["pattern"], "is not a valid pattern"),
+        # linear, but 86,000 instructions of RE2 to compile and to step through per byte
+        ({"pattern": "^[\\p{L}\\p{N}_-]{1,64}$"}, ["pattern"], "is too complex"),
+    ],
+)
+def test_patterns_re2_cannot_run_are_refused(
+    schema: dict[str, Any], path: list[Any], why: str
+) -> None:
+    problems = schema_problems(schema)
+    assert [p for p, _ in problems] == [path]
+    assert why in problems[0][1]
+    if "supported" in why:
+        assert "linear in the text" in problems[0][1]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "matches"),
+    [
+        ("^\\u0041\\u{1F600}$", "A\U0001f600", True),  # ECMA-262 escapes, translated
+        ("^\\d+$", "123", True),
+        ("^\\d+$", "\u0663", False),  # ASCII digits, as in ECMA-262 (re matched any)
+        ("^a$", "a\n", False),  # $ is the end, as in ECMA-262 (re: before a final newline)
+        ("^\\p{L}+$", "\u00e9t\u00e9", True),
+        ("^\\p{Greek}+$", "\u03b1\u03b2", True),
+        ("ab", "xaby", True),  # a search, not a full match
+        ("(?i)^abc$", "ABC", True),
+    ],
+)
+def test_patterns_match_as_documented(pattern: str, text: str, matches: bool) -> None:
+    assert schema_problems({"pattern": pattern}) == []
+    assert (data_problems(compile_schema({"pattern": pattern}), text) == []) is matches
+
+
+def _chain(depth: int, leaf: Any) -> Any:
+    for _ in range(depth):
+        leaf = {"next": leaf}
+    return leaf
+
+
+EXPONENTIAL = {
+    "$defs": {
+        "node": {
+            "anyOf": [
+                {"type": "object", "properties": {"next": {"$ref": "#/$defs/node"}}},
+                {
+                    "type": "object",
+                    "properties": {"next": {"$ref": "#/$defs/node"}},
+                    "minProperties": 2,
+                },
+            ]
+        }
+    },
+    "$ref": "#/$defs/node",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "schema", "data"),
+    [
+        # both branches recurse and both fail at the leaf: 2^28 evaluations unbounded
+        ("exponential anyOf", EXPONENTIAL, _chain(28, 1)),
+        (
+            "oneOf tries every branch",
+            {
+                "$defs": {"n": {"oneOf": [{"properties": {"next": {"$ref": "#/$defs/n"}}}] * 3}},
+                "$ref": "#/$defs/n",
+            },
+            _chain(20, 1),
+        ),
+        ("NFA-bound pattern", {"pattern": "[ab]*a[ab]{200}c"}, "ab" * 100_000),
+        (
+            "errors quoting a big instance",
+            {"anyOf": [{"type": "string"}] * 900},
+            {f"k{i}": "v" * 50 for i in range(2_000)},
+        ),
+        ("falses quoting a big instance", {"anyOf": [False] * 900}, ["x" * 100] * 1_000),
+        ("enum scans", {"items": {"enum": [f"value-{i}" for i in range(2_000)]}}, ["nope"] * 5_000),
+        (
+            "empty item schemas",
+            {"anyOf": [{"items": {}, "minItems": 10**9}] * 100},
+            list(range(100_000)),
+        ),
+    ],
+)
+def test_costly_validations_stop_at_the_budget_fast(name: str, schema: Any, data: Any) -> None:
+    assert schema_problems(schema) == []
+    problems, took = _timed(compile_schema(schema), data)
+    assert problems == [([], TOO_COSTLY)], name
+    assert took < 1.0, f"{name}: {took:.2f} s"  # ~0.2 to 0.35 s here; unbounded: minutes
+
+
+def test_the_budget_counts_steps_not_time() -> None:
+    validator = compile_schema(EXPONENTIAL)
+    data = _chain(8, 1)
+    first = quick_data_problems(validator, data, MAX_STEPS)
+    again = quick_data_problems(validator, data, MAX_STEPS)
+    assert first == again and first[0] is not None and 1_000 < first[1] < MAX_STEPS
+    # one step fewer than it needs: not decided, and the full budget decides it the same
+    assert quick_data_problems(validator, data, first[1] - 1)[0] is None
+    assert data_problems(validator, data) == first[0]
+    assert data_problems(validator, data, steps=first[1] - 1) == [([], TOO_COSTLY)]
+
+
+def test_ordinary_big_events_fit_the_budget() -> None:
+    line = {
+        "type": "object",
+        "required": ["sku", "qty"],
+        "properties": {
+            "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4,8}$"},
+            "qty": {"type": "integer", "minimum": 1},
+            "unit_price": {"type": "number", "minimum": 0},
+            "title": {"type": "string", "maxLength": 500},
+        },
+    }
+    order = {
+        "type": "object",
+        "required": ["id", "customer", "lines"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^ord_[0-9A-Za-z]{12,24}$"},
+            "currency": {"enum": ["EUR", "USD", "GBP", "JPY"]},
+            "customer": {
+                "type": "object",
+                "required": ["email"],
+                "properties": {
+                    "email": {"type": "string", "format": "email"},
+                    "address": {
+                        "type": "object",
+                        "properties": {
+                            "city": {"type": "string"},
+                            "country": {"pattern": "^[A-Z]{2}$"},
+                        },
+                    },
+                },
+            },
+            "lines": {"type": "array", "items": {"$ref": "#/$defs/line"}},
+            "note": {"type": "string"},
+        },
+    }
+    schema = {
+        "type": "object",
+        "properties": {"orders": {"type": "array", "items": order}},
+        "$defs": {"line": line},
+    }
+    assert schema_problems(schema) == []
+    orders = [
+        {
+            "id": f"ord_{i:016d}",
+            "currency": "EUR",
+            "customer": {
+                "email": f"c{i}@example.com",
+                "address": {"city": "London", "country": "GB"},
+            },
+            "lines": [
+                {
+                    "sku": f"ABC-{1000 + k}",
+                    "qty": 1 + k,
+                    "unit_price": 4.5,
+                    "title": "T-shirt, size M",
+                }
+                for k in range(3)
+            ],
+            "note": "Leave the parcel with the neighbour at number 3 if nobody is at home. " * 30,
+        }
+        for i in range(420)
+    ]
+    data = {"orders": orders}
+    assert len(orjson.dumps(data)) > 1_000_000
+    problems, spent = quick_data_problems(compile_schema(schema), data, MAX_STEPS)
+    assert problems == [] and spent < MAX_STEPS * 0.8
+
+
+def test_problems_are_capped_with_a_count() -> None:
+    validator = compile_schema({"additionalProperties": {"type": "string"}})
+    problems = data_problems(validator, {f"k{i:03}": i for i in range(150)})
+    assert len(problems) == MAX_PROBLEMS + 1
+    assert problems[-1] == ([], "and 50 more problems, not listed")
+
+
+@pytest.mark.parametrize(
+    ("schema", "says"),
+    [
+        (
+            {"properties": {f"p{i}": {"description": "x" * 60} for i in range(1_000)}},
+            "bytes as JSON; the limit is 65536",
+        ),
+        (
+            {"properties": {f"p{i}": {} for i in range(1_500)}},
+            "objects and booleans (subschemas); the limit is 1000",
+        ),
+        (
+            {"enum": [{f"k{i}": i for i in range(5)} for _ in range(900)]},
+            "keywords and property names; the limit is 4096",
+        ),
+        (
+            {"properties": {f"p{i}": {"pattern": f"^{i}[a-z]{{1,900}}$"} for i in range(40)}},
+            "patterns are too many or too complex together",
+        ),
+        (
+            {"properties": {"a": {"$schema": "http://json-schema.org/draft-07/schema#"}}},
+            "$schema may appear only at the root",
+        ),
+    ],
+)
+def test_schemas_are_capped(schema: dict[str, Any], says: str) -> None:
+    started = time.perf_counter()
+    problems = schema_problems(schema)
+    assert len(problems) == 1 and says in problems[0][1], problems
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_929_kb_schema_is_refused_by_its_size_alone() -> None:
+    schema = {
+        "properties": {
+            f"field_{i}": {"type": "string", "description": "x" * 40} for i in range(10_500)
+        }
+    }
+    assert 900_000 < len(orjson.dumps(schema)) < 1_000_000
+    started = time.perf_counter()
+    assert "the limit is 65536" in schema_problems(schema)[0][1]
+    assert time.perf_counter() - started < 0.1  # 5.2 s before, on the event loop
+
+
+def test_a_nested_dialect_cannot_switch_validators() -> None:
+    # registered before $schema was refused below the root: jsonschema would have used the
+    # draft-07 class, with Python's re and no budget, for the subschema
+    validator = compile_schema(
+        {
+            "properties": {"a": {"$ref": "#/x-defs/p"}},
+            "x-defs": {
+                "p": {"$schema": "http://json-schema.org/draft-07/schema#", "pattern": "^(a+)+$"}
+            },
+        }
+    )
+    problems, took = _timed(validator, {"a": "a" * 30 + "!"})
+    assert problems == [(["a"], "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!' does not match '^(a+)+$'")]
+    assert took < 0.1
+    # and another draft's meta-schema is out of reach
+    assert schema_problems({"$ref": "http://json-schema.org/draft-07/schema#"})[0][1].startswith(
+        "$ref"
+    )
+
+
+async def test_big_schemas_and_costly_examples_are_refused_off_the_event_loop(
+    pool: Pool, tenant: TenantKey
+) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        await create_event_type(pool, tenant.id, "tree.grown", "", EXPONENTIAL, _chain(28, 1))
+    assert _errors(exc) == [(["body", "example"], TOO_COSTLY)]
+    with pytest.raises(InvalidInput) as exc:
+        await create_event_type(
+            pool, tenant.id, "big.one", "", {"type": "object"}, {"x": "y" * 70_000}
+        )
+    assert _locs(exc) == [["body", "example"]] and "the limit is 65536" in _errors(exc)[0][1]
+
+
+async def test_costly_events_are_refused_and_cheap_ones_checked_in_one_batch(
+    pool: Pool, tenant: TenantKey
+) -> None:
+    await create_event_type(pool, tenant.id, "tree.grown", "", EXPONENTIAL)
+    items: list[tuple[str, int | None, Any]] = [
+        ("tree.grown", None, _chain(3, {})),  # cheap and valid: on the event loop
+        ("tree.grown", None, _chain(28, 1)),  # past the loop's share: a worker thread
+        ("tree.grown", None, _chain(2, 1)),  # cheap, but after: the same worker
+    ]
+    with pytest.raises(InvalidInput) as exc:
+        await check_events(pool, tenant.id, items, [["body", "events", i] for i in range(3)])
+    assert [loc for loc, _ in _errors(exc)] == [
+        ["body", "events", 1, "data"],
+        ["body", "events", 2, "data"],
+    ]
+    assert _errors(exc)[0][1] == TOO_COSTLY
+    assert "is not valid under any of the given schemas" in _errors(exc)[1][1]
