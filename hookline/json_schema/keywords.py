@@ -97,13 +97,8 @@ def replaced(compile_pattern: Compile) -> dict[str, Keyword]:
             return set()
         spend_descents(0, 2 * len(instance))
         keys: set[str] = set()
-        for ref_keyword in ("$ref", "$dynamicRef"):
-            ref = schema.get(ref_keyword)
-            if ref is not None:
-                spend_reference()
-                resolved = validator._resolver.lookup(ref)
-                inner = validator.evolve(schema=resolved.contents, _resolver=resolved.resolver)
-                keys |= evaluated_keys(inner, instance, resolved.contents)
+        for inner, contents in _referenced(validator, schema):
+            keys |= evaluated_keys(inner, instance, contents)
         properties = schema.get("properties")
         if isinstance(properties, dict):
             keys.update(properties.keys() & instance.keys())
@@ -188,13 +183,8 @@ def _evaluated_indexes(validator: Any, instance: list[Any], schema: Any) -> set[
     if "items" in schema:
         return set(range(len(instance)))
     indexes: set[int] = set()
-    for ref_keyword in ("$ref", "$dynamicRef"):
-        ref = schema.get(ref_keyword)
-        if ref is not None:
-            spend_reference()
-            resolved = validator._resolver.lookup(ref)
-            inner = validator.evolve(schema=resolved.contents, _resolver=resolved.resolver)
-            indexes |= _evaluated_indexes(inner, instance, resolved.contents)
+    for inner, contents in _referenced(validator, schema):
+        indexes |= _evaluated_indexes(inner, instance, contents)
     if "prefixItems" in schema:
         indexes.update(range(min(len(schema["prefixItems"]), len(instance))))
     if "if" in schema:
@@ -262,3 +252,17 @@ def patterns_in(value: Any) -> set[str]:
         elif isinstance(node, list):
             stack.extend(node)
     return found
+
+
+def _referenced(validator: Any, schema: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
+    """The validator and schema each ``$ref`` / ``$dynamicRef`` of ``schema`` leads to,
+    each lookup paid for."""
+    for ref_keyword in ("$ref", "$dynamicRef"):
+        ref = schema.get(ref_keyword)
+        if ref is not None:
+            spend_reference()
+            resolved = validator._resolver.lookup(ref)
+            yield (
+                validator.evolve(schema=resolved.contents, _resolver=resolved.resolver),
+                (resolved.contents),
+            )
