@@ -198,7 +198,7 @@ async def send_test(request: Request) -> Response:
         svc.pool, owner.id, request.path_params["id"], body.type, body.data
     )
     svc.doorbell.ring()
-    await svc.rates.charge(owner.id, 1)
+    svc.rates.charge(owner.id, 1)
     return JSON({"event_id": event_id, "delivery_id": delivery_id}, status_code=202)
 
 

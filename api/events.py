@@ -159,7 +159,7 @@ async def create_event(request: Request) -> Response:
         svc.pool, owner.id, checked[0], max_fanout=svc.settings.tenant_max_fanout
     )
     svc.doorbell.ring()
-    await svc.rates.charge(owner.id, accepted.deliveries)
+    svc.rates.charge(owner.id, accepted.deliveries)
     svc.metrics.ingested.labels("single").inc()
     return JSON(_accepted(accepted, event.type), status_code=202)
 
@@ -179,7 +179,7 @@ async def create_batch(request: Request) -> Response:
         svc.pool, owner.id, checked, locs=locs, max_fanout=svc.settings.tenant_max_fanout
     )
     svc.doorbell.ring()
-    await svc.rates.charge(owner.id, sum(a.deliveries for a in accepted))
+    svc.rates.charge(owner.id, sum(a.deliveries for a in accepted))
     svc.metrics.ingested.labels("batch").inc(len(accepted))
     return JSON(
         {"data": [_accepted(a, e.type) for a, e in zip(accepted, batch.events, strict=True)]},

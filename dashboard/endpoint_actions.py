@@ -142,7 +142,7 @@ async def send_test(request: Request) -> Response:
                 None,
                 session.subscriber_id,
             )
-            await svc.rates.charge(session.tenant_id, 1)
+            svc.rates.charge(session.tenant_id, 1)
         except NotFound:
             raise HTTPException(404, _GONE) from None
         except Busy as exc:
