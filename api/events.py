@@ -148,16 +148,15 @@ async def create_event(request: Request) -> Response:
     """Commit the event and its deliveries, then ring the workers' doorbell.
 
     A 202 means the event and every delivery are committed: nothing is acknowledged
-    before it is durable.
+    before it is durable. Concurrent requests share one statement and one commit (group
+    commit), each judged alone.
     """
     owner = await tenant(request)
     event = await read_model(request, EventIn)
     svc = services(request)
     await svc.rates.admit(owner.id, 1)
     checked = await _checked(request, owner.id, [event], [["body"]])
-    accepted = await kernel.ingest_event(
-        svc.pool, owner.id, checked[0], max_fanout=svc.settings.tenant_max_fanout
-    )
+    accepted = await svc.ingest.ingest(owner.id, checked[0])
     svc.doorbell.ring()
     svc.rates.charge(owner.id, accepted.deliveries)
     svc.metrics.ingested.labels("single").inc()

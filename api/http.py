@@ -18,6 +18,7 @@ from starlette.responses import Response
 from hookline.db import Pool, Row
 from hookline.doorbell import Doorbell
 from hookline.errors import HooklineError, InvalidInput
+from hookline.group_commit import GroupCommit
 from hookline.metrics import Metrics
 from hookline.rates import IngestRates
 from hookline.settings import Settings
@@ -45,6 +46,7 @@ class Services:
     metrics: Metrics
     rates: IngestRates
     vault: Vault
+    ingest: GroupCommit
 
 
 def services(request: Request) -> Services:

@@ -40,6 +40,7 @@ def build_app(
     from api.http import Services
     from dashboard import app as dashboard_app
     from hookline.doorbell import Doorbell
+    from hookline.group_commit import GroupCommit
     from hookline.rates import IngestRates
     from hookline.vault import Vault
 
@@ -55,6 +56,7 @@ def build_app(
         metrics or Metrics(),
         IngestRates(redis, settings),
         Vault.from_settings(settings),
+        GroupCommit(pool, settings.tenant_max_fanout),
     )
     api_app.init_state(app.state)
     return app

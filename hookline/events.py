@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from hookline.db import QUERIES, Pool, Row, row
-from hookline.errors import Conflict, InvalidInput, NotFound
+from hookline.errors import Conflict, HooklineError, InvalidInput, NotFound
 from hookline.quotas import fanout_refused
 from hookline.vault import Vault
 
@@ -26,6 +26,24 @@ class Accepted:
     deliveries: int
 
 
+@dataclass(frozen=True)
+class Written:
+    """What the ingest statement did with one event (see ``ingest_events`` in events.sql)."""
+
+    id: str
+    request: int
+    created_at: datetime | None  # None: not written
+    subscriber_ok: bool
+    fanout: int  # deliveries its request would make
+    request_ok: bool
+    taken: bool  # its producer id is taken
+    deliveries: int
+
+    def accepted(self) -> Accepted:
+        assert self.created_at is not None
+        return Accepted(self.id, self.created_at, self.deliveries)
+
+
 _COLUMNS = (
     "id",
     "type",
@@ -39,6 +57,89 @@ _COLUMNS = (
 )
 
 
+async def write_events(
+    pool: Pool | asyncpg.Connection,
+    tenant_id: str,
+    events: Sequence[dict[str, Any]],
+    requests: Sequence[int],
+    *,
+    only_endpoint: str | None = None,
+    max_fanout: int,
+) -> list[Written]:
+    """One ingest statement for the events of one or more requests (``requests[i]`` is the
+    request of event ``i``); each request is written or left out on its own. Durable on
+    return. A request of several events whose producer ids are partly taken raises
+    ``asyncpg.UniqueViolationError`` and nothing is written; an endpoint or subscriber
+    deleted meanwhile raises :class:`Conflict`.
+
+    Each event is a dict of the fields of ``api.events.EventIn`` (missing keys mean None;
+    ``version`` is the schema version already checked). ``only_endpoint`` delivers to that
+    endpoint alone (the endpoint test send); ``max_fanout`` caps each request's deliveries
+    (0: no limit).
+    """
+    columns: list[list[Any]] = [[e.get(c) for e in events] for c in _COLUMNS]
+    try:
+        records = await pool.fetch(
+            QUERIES["ingest_events"],
+            tenant_id,
+            *columns,
+            only_endpoint,
+            max_fanout or None,
+            list(requests),
+        )
+    except asyncpg.ForeignKeyViolationError:
+        raise Conflict(
+            "a subscriber or endpoint these events go to was deleted meanwhile; send again"
+        ) from None
+    return [
+        Written(
+            r["id"],
+            r["request"],
+            r["created_at"],
+            r["subscriber_ok"],
+            r["fanout"],
+            r["request_ok"],
+            r["taken"],
+            r["deliveries"],
+        )
+        for r in records
+    ]
+
+
+def refusal(
+    written: Sequence[Written],
+    events: Sequence[dict[str, Any]],
+    locs: Sequence[Loc],
+    max_fanout: int,
+) -> HooklineError | None:
+    """Why one request's events were not written, as the error to answer with; None when
+    they all were."""
+    if written and not written[0].request_ok and max_fanout and written[0].fanout > max_fanout:
+        return fanout_refused(max_fanout)
+    unknown = [
+        {"loc": [*loc, "subscriber"], "msg": f"no subscriber {e.get('subscriber')!r}"}
+        for w, e, loc in zip(written, events, locs, strict=True)
+        if not w.subscriber_ok
+    ]
+    if unknown:
+        return InvalidInput("an event names a subscriber that does not exist", errors=unknown)
+    taken = [e.get("id") for w, e in zip(written, events, strict=True) if w.taken]
+    if taken:
+        return _taken(set(taken), events, locs)
+    return None
+
+
+def _taken(taken: set[Any], events: Sequence[dict[str, Any]], locs: Sequence[Loc]) -> Conflict:
+    return Conflict(
+        "an event with this id exists already; a producer id is unique per tenant",
+        errors=[
+            {"loc": [*loc, "id"], "msg": f"event id {e.get('id')!r} is taken"}
+            for e, loc in zip(events, locs, strict=True)
+            if e.get("id") in taken
+        ],
+    )
+
+
 async def ingest_events(
     pool: Pool | asyncpg.Connection,
     tenant_id: str,
@@ -48,50 +149,36 @@ async def ingest_events(
     only_endpoint: str | None = None,
     max_fanout: int,
 ) -> list[Accepted]:
-    """Commit ``events`` and one delivery per endpoint that wants each: all or none.
+    """Commit ``events`` (one request) and one delivery per endpoint that wants each: all
+    or none. Durable on return.
 
-    Each event is a dict of the fields of ``api.events.EventIn`` (missing keys mean None;
-    ``version`` is the schema version already checked). ``locs[i]`` prefixes the error
-    locations of event ``i`` (``["body"]`` for one event, ``["body", "events", i]`` in a
-    batch). ``only_endpoint`` delivers to that endpoint alone (the endpoint test send).
-    :class:`QuotaExceeded` when the events would make more than ``max_fanout`` deliveries
-    (0: no limit). Durable on return.
+    ``locs[i]`` prefixes the error locations of event ``i`` (``["body"]`` for one event,
+    ``["body", "events", i]`` in a batch). :class:`QuotaExceeded` when the events would
+    make more than ``max_fanout`` deliveries (0: no limit); :class:`InvalidInput` for an
+    unknown subscriber; :class:`Conflict` for a producer id already taken.
     """
     locs = locs if locs is not None else [["body"]] * len(events)
-    columns: list[list[Any]] = [[e.get(c) for e in events] for c in _COLUMNS]
-    _refuse_repeated_ids(columns[0], locs)
-    limit = max_fanout or None
+    _refuse_repeated_ids([e.get("id") for e in events], locs)
     try:
-        records = await pool.fetch(
-            QUERIES["ingest_events"], tenant_id, *columns, only_endpoint, limit
+        written = await write_events(
+            pool,
+            tenant_id,
+            events,
+            [0] * len(events),
+            only_endpoint=only_endpoint,
+            max_fanout=max_fanout,
         )
-    except asyncpg.ForeignKeyViolationError:
-        raise Conflict(
-            "a subscriber or endpoint these events go to was deleted meanwhile; send again"
-        ) from None
     except asyncpg.UniqueViolationError:
+        ids = [e.get("id") for e in events]
         taken = {
             r["producer_id"]
-            for r in await pool.fetch(QUERIES["existing_producer_ids"], tenant_id, columns[0])
+            for r in await pool.fetch(QUERIES["existing_producer_ids"], tenant_id, ids)
         }
-        raise Conflict(
-            "an event with this id exists already; a producer id is unique per tenant",
-            errors=[
-                {"loc": [*loc, "id"], "msg": f"event id {pid!r} is taken"}
-                for pid, loc in zip(columns[0], locs, strict=True)
-                if pid in taken
-            ],
-        ) from None
-    if records and not records[0]["fanout_ok"]:
-        raise fanout_refused(max_fanout)
-    unknown = [
-        {"loc": [*loc, "subscriber"], "msg": f"no subscriber {e.get('subscriber')!r}"}
-        for r, e, loc in zip(records, events, locs, strict=True)
-        if not r["subscriber_ok"]
-    ]
-    if unknown:
-        raise InvalidInput("an event names a subscriber that does not exist", errors=unknown)
-    return [Accepted(r["id"], r["created_at"], r["deliveries"]) for r in records]
+        raise _taken(taken, events, locs) from None
+    error = refusal(written, events, locs, max_fanout)
+    if error is not None:
+        raise error
+    return [w.accepted() for w in written]
 
 
 def _refuse_repeated_ids(ids: list[Any], locs: Sequence[Loc]) -> None:
@@ -114,7 +201,8 @@ async def ingest_event(
     only_endpoint: str | None = None,
     max_fanout: int,
 ) -> Accepted:
-    """One event: :func:`ingest_events` with a batch of one."""
+    """One event alone: :func:`ingest_events` with a batch of one. The API's single-event
+    route goes through :class:`hookline.group_commit.GroupCommit` instead."""
     accepted = await ingest_events(
         pool, tenant_id, [event], only_endpoint=only_endpoint, max_fanout=max_fanout
     )

@@ -1,24 +1,28 @@
 -- name: ingest_events
--- Commit a batch of events (one or many) and one delivery per endpoint that wants
--- each, in one statement: all or nothing. Each lane's upsert takes as many sequence numbers
--- as the batch sends it, under a row lock held until commit, so within a lane numbers
--- follow commit order (and batch order within the batch). Lanes are locked in
--- (endpoint_id, key) order, the order every writer uses, to avoid deadlocks.
--- When any event names a subscriber that does not exist, nothing is written and the rows
--- come back with subscriber_ok false for the culprits; when the events would make more
--- than $12 deliveries (a tenant's quota), nothing is written and fanout_ok is false (the
--- matches are counted only up to one past the quota).
+-- Commit the events of one or more requests and one delivery per endpoint that wants
+-- each, in one statement. Each request stands alone: it is written when every one of its
+-- events names a subscriber that exists and its events make at most $12 deliveries (a
+-- tenant's quota; NULL: no limit); otherwise none of its events are, and its rows say why
+-- (subscriber_ok, fanout). An event whose producer id is taken is skipped (taken); when that
+-- splits a request of several events, hookline_batch_taken() raises and nothing at all is
+-- written, so a batch stays all or nothing. Group commit sends many one-event requests
+-- here at once; a batch comes alone as one request.
+-- Each lane's upsert takes as many sequence numbers as the statement sends it, under a
+-- row lock held until commit, so within a lane numbers follow commit order (and input
+-- order within the statement). Lanes are locked in (endpoint_id, key) order, the order
+-- every writer uses, to avoid deadlocks.
 -- $1 tenant_id, $2 producer ids, $3 types, $4 subjects, $5 urls, $6 ordering keys,
 -- $7 subscriber uids (NULL: broadcast), $8 data, $9 schema versions, $10 expiry times,
 -- $11 the only endpoint to deliver to, or NULL for all that want the events,
--- $12 the most deliveries these events may make, or NULL for no limit
+-- $12 the most deliveries one request may make, or NULL for no limit,
+-- $13 the request each event belongs to
 WITH input AS MATERIALIZED (
     SELECT hookline_id('evt') AS id, i.*, s.id AS subscriber_id,
            (i.subscriber IS NULL OR s.id IS NOT NULL) AS subscriber_ok
     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                $8::jsonb[], $9::int[], $10::timestamptz[])
+                $8::jsonb[], $9::int[], $10::timestamptz[], $13::int[])
          WITH ORDINALITY AS i(producer_id, type, subject, url, ordering_key, subscriber,
-                              data, schema_version, expires_at, n)
+                              data, schema_version, expires_at, request, n)
     LEFT JOIN subscribers s ON s.tenant_id = $1 AND s.uid = i.subscriber
 ), wanted AS (
     -- one row per (endpoint, type it wants), type NULL for "every type", so events meet
@@ -28,29 +32,32 @@ WITH input AS MATERIALIZED (
     SELECT e.id, e.ordering, e.subscriber_id, e.schema_version, w.type
     FROM endpoints e LEFT JOIN LATERAL unnest(e.event_types) AS w(type) ON true
     WHERE e.tenant_id = $1 AND e.status <> 'disabled' AND ($11::text IS NULL OR e.id = $11)
-), matched AS (
-    SELECT i.id AS event_id, i.n, i.subject, i.ordering_key, w.id AS endpoint_id, w.ordering
+), matched AS MATERIALIZED (
+    SELECT i.id AS event_id, i.n, i.request, i.subject, i.ordering_key, w.id AS endpoint_id,
+           w.ordering
     FROM input i JOIN wanted w ON w.type = i.type
     WHERE (i.subscriber IS NULL OR w.subscriber_id = i.subscriber_id)
       AND (w.schema_version IS NULL OR w.schema_version = i.schema_version)
     UNION ALL
-    SELECT i.id, i.n, i.subject, i.ordering_key, w.id, w.ordering
+    SELECT i.id, i.n, i.request, i.subject, i.ordering_key, w.id, w.ordering
     FROM input i JOIN wanted w ON w.type IS NULL
     WHERE (i.subscriber IS NULL OR w.subscriber_id = i.subscriber_id)
       AND (w.schema_version IS NULL OR w.schema_version = i.schema_version)
-), valid AS (
-    SELECT bool_and(subscriber_ok) AS subscribers_ok,
-           CASE WHEN $12::bigint IS NULL THEN true
-                ELSE (SELECT count(*) FROM (SELECT 1 FROM matched LIMIT $12 + 1) m) <= $12
-           END AS fanout_ok
-    FROM input
+), fanout AS MATERIALIZED (
+    SELECT request, count(*) AS n FROM matched GROUP BY request
+), verdict AS MATERIALIZED (
+    SELECT i.request, bool_and(i.subscriber_ok)
+           AND ($12::bigint IS NULL OR coalesce(max(f.n), 0) <= $12) AS ok
+    FROM input i LEFT JOIN fanout f USING (request)
+    GROUP BY i.request
 ), ev AS (
     INSERT INTO events (id, tenant_id, producer_id, type, subject, url, ordering_key,
                         subscriber_id, data, schema_version, expires_at)
     SELECT i.id, $1, i.producer_id, i.type, i.subject, i.url, i.ordering_key,
            i.subscriber_id, i.data, i.schema_version, i.expires_at
-    FROM input i WHERE (SELECT subscribers_ok AND fanout_ok FROM valid)
+    FROM input i JOIN verdict v ON v.request = i.request AND v.ok
     ORDER BY i.n
+    ON CONFLICT (tenant_id, producer_id) DO NOTHING
     RETURNING id, created_at
 ), target AS MATERIALIZED (
     SELECT m.event_id, m.n, m.endpoint_id,
@@ -59,8 +66,7 @@ WITH input AS MATERIALIZED (
                            ELSE m.event_id END AS key,
            count(*) OVER lane_window AS lane_n,
            row_number() OVER (lane_window ORDER BY m.n) AS lane_pos
-    FROM matched m
-    WHERE (SELECT subscribers_ok AND fanout_ok FROM valid)
+    FROM matched m JOIN ev ON ev.id = m.event_id
     WINDOW lane_window AS (PARTITION BY m.endpoint_id,
                            CASE m.ordering WHEN 'strict' THEN ''
                                            WHEN 'keyed' THEN coalesce(m.ordering_key, m.subject, '')
@@ -78,13 +84,22 @@ WITH input AS MATERIALIZED (
     RETURNING event_id
 ), fanned AS (
     SELECT event_id, count(*) AS deliveries FROM delivery GROUP BY event_id
+), outcome AS (
+    SELECT i.n, i.id, i.request, ev.created_at, i.subscriber_ok, coalesce(f.n, 0) AS fanout,
+           v.ok AS request_ok, (v.ok AND ev.id IS NULL) AS taken,
+           coalesce(d.deliveries, 0) AS deliveries,
+           count(ev.id) OVER (PARTITION BY i.request) AS written,
+           count(*) OVER (PARTITION BY i.request) AS events
+    FROM input i
+    JOIN verdict v ON v.request = i.request
+    LEFT JOIN fanout f ON f.request = i.request
+    LEFT JOIN ev ON ev.id = i.id
+    LEFT JOIN fanned d ON d.event_id = i.id
 )
-SELECT i.id, ev.created_at, i.subscriber_ok, (SELECT fanout_ok FROM valid),
-       coalesce(f.deliveries, 0) AS deliveries
-FROM input i
-LEFT JOIN ev ON ev.id = i.id
-LEFT JOIN fanned f ON f.event_id = i.id
-ORDER BY i.n;
+SELECT id, request, created_at, subscriber_ok, fanout, request_ok, taken, deliveries,
+       CASE WHEN written > 0 AND written < events THEN hookline_batch_taken() END AS split
+FROM outcome
+ORDER BY n;
 
 -- name: existing_producer_ids
 -- Which of these producer ids the tenant has used already. $1 tenant_id, $2 producer ids

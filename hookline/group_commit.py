@@ -1,0 +1,119 @@
+"""Group commit: concurrent single-event ingests of a tenant share one statement and commit.
+
+A commit costs a round trip and a WAL flush whatever it carries, so one statement per
+event bounds ingest at what one connection can commit. Here each tenant has at most one
+ingest statement in flight per process: the first request starts it at once (nothing
+waits for a group to fill, so a lone request pays nothing), and the requests that arrive
+while it runs are written together by the next one. Under load the groups grow by
+themselves; at low load they are groups of one.
+
+Every request is still answered only after the commit that holds its event, and each is
+judged alone inside the statement (``ingest_events`` in events.sql): one event's unknown
+subscriber, fan-out quota or taken producer id is that request's answer and leaves its
+neighbours written. Only a subscriber or endpoint deleted while the statement ran fails a
+whole statement; the group is then tried once more (by then each culprit is an ordinary
+unknown subscriber or a match no longer made), and a second such failure is every
+member's answer.
+
+Tenants do not share statements, so one tenant's costly fan-out never holds up another
+tenant's group, and a hot lane is locked once per group rather than once per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from hookline.db import Pool
+from hookline.errors import Conflict
+from hookline.events import Accepted, Loc, Written, refusal, write_events
+
+MAX_GROUP = 500  # events in one statement: bounds its duration and its lock time
+_LOCS: list[Loc] = [["body"]]
+
+
+@dataclass
+class _Waiting:
+    event: dict[str, Any]
+    answer: asyncio.Future[Accepted] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+def _retrieved(answer: asyncio.Future[Accepted]) -> None:
+    if not answer.cancelled():
+        answer.exception()
+
+
+class GroupCommit:
+    def __init__(self, pool: Pool, max_fanout: int) -> None:
+        self._pool = pool
+        self._max_fanout = max_fanout
+        self._waiting: dict[str, list[_Waiting]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
+        self.statements = 0  # ingest statements run, for tests and metrics
+        self.largest = 0  # the most events one statement carried
+
+    async def ingest(self, tenant_id: str, event: dict[str, Any]) -> Accepted:
+        """Commit ``event`` with whatever else the tenant is sending now; durable on return.
+        Raises the event's own refusal (:class:`hookline.errors.HooklineError`)."""
+        waiting = _Waiting(event)
+        # an answer nobody awaits any more (its client left) is still looked at once
+        waiting.answer.add_done_callback(_retrieved)
+        self._waiting.setdefault(tenant_id, []).append(waiting)
+        if tenant_id not in self._writers:
+            self._writers[tenant_id] = asyncio.create_task(self._write(tenant_id))
+        # shielded: a client that goes away does not cancel the group's statement, and
+        # its event is committed (or not) like its neighbours'
+        return await asyncio.shield(waiting.answer)
+
+    async def close(self) -> None:
+        """Wait for the statements in flight (their requests are still being answered)."""
+        for writer in list(self._writers.values()):
+            with contextlib.suppress(Exception):
+                await writer
+
+    async def _write(self, tenant_id: str) -> None:
+        try:
+            # no await between finding the queue empty and leaving the table below, so a
+            # request that arrives after this loop ends always starts a new writer
+            while queue := self._waiting.get(tenant_id):
+                group = queue[:MAX_GROUP]
+                del queue[:MAX_GROUP]
+                if not queue:
+                    del self._waiting[tenant_id]
+                await self._commit(tenant_id, group)
+        finally:
+            del self._writers[tenant_id]
+
+    async def _commit(self, tenant_id: str, group: list[_Waiting]) -> None:
+        events = [w.event for w in group]
+        self.statements += 1
+        self.largest = max(self.largest, len(group))
+        try:
+            try:
+                written = await self._statement(tenant_id, events)
+            except Conflict:
+                written = await self._statement(tenant_id, events)
+        except BaseException as exc:
+            for w in group:
+                if not w.answer.done():
+                    w.answer.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for w, row, event in zip(group, written, events, strict=True):
+            if w.answer.done():
+                continue
+            error = refusal([row], [event], _LOCS, self._max_fanout)
+            if error is None:
+                w.answer.set_result(row.accepted())
+            else:
+                w.answer.set_exception(error)
+
+    async def _statement(self, tenant_id: str, events: list[dict[str, Any]]) -> list[Written]:
+        return await write_events(
+            self._pool, tenant_id, events, range(len(events)), max_fanout=self._max_fanout
+        )
