@@ -9,10 +9,9 @@ import httpx
 import pytest
 
 from hookline.db import Pool
-from hookline.errors import Conflict, HooklineError, InvalidInput
+from hookline.errors import Conflict, HooklineError, InvalidInput, QuotaExceeded
 from hookline.events import Accepted
 from hookline.group_commit import GroupCommit
-from hookline.quotas import QuotaExceeded
 from tests.api.test_endpoints import make_endpoint
 from tests.conftest import TenantKey
 
