@@ -1,7 +1,8 @@
 """The command line, and the composition root: the one place that wires settings, the
 Postgres pool, Redis, the HTTP client and the apps together.
 
-    hookline migrate | serve | worker | dev | tenant create | user create | secrets reencrypt
+    hookline migrate | serve [--workers N] | worker [--processes N] | dev | tenant create
+    | user create | secrets reencrypt
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -87,8 +90,16 @@ async def _migrate(settings: Settings) -> list[str]:
 
 
 async def _serve(
-    settings: Settings, pool: Pool, redis: Redis, host: str, port: int, metrics: Metrics
+    settings: Settings,
+    pool: Pool,
+    redis: Redis,
+    host: str,
+    port: int,
+    metrics: Metrics,
+    fd: int | None = None,
 ) -> None:
+    """Serve on ``host:port``, or on the inherited listening socket ``fd`` (a child of
+    ``serve --workers N``)."""
     config = uvicorn.Config(
         build_app(settings, pool, redis, metrics),
         host=host,
@@ -98,7 +109,9 @@ async def _serve(
         lifespan="off",
         server_header=False,
     )
-    await EdgeServer(config, settings).serve()
+    # uvicorn's own ``fd`` takes every inherited socket for a Unix one; this keeps its family
+    sockets = None if fd is None else [socket.socket(fileno=fd)]
+    await EdgeServer(config, settings).serve(sockets)
 
 
 async def _work(
@@ -134,7 +147,7 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     settings.require("database_url", "redis_url", "secret_key")
     async with _services(settings) as (pool, redis):
-        await _serve(settings, pool, redis, args.host, args.port, Metrics())
+        await _serve(settings, pool, redis, args.host, args.port, Metrics(), args.fd)
     return 0
 
 
@@ -210,8 +223,24 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the API and the dashboard")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="processes sharing the port (default 1; one per core uses a machine's cores)",
+    )
+    serve.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(run=cmd_serve)
-    sub.add_parser("worker", help="run a delivery worker").set_defaults(run=cmd_worker)
+    worker = sub.add_parser("worker", help="run a delivery worker")
+    worker.add_argument(
+        "--processes",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="worker processes (default 1); HOOKLINE_WORKER_METRICS_PORT P gives them P..P+N-1",
+    )
+    worker.set_defaults(run=cmd_worker)
     dev = sub.add_parser("dev", help="everything in one process, for a first look")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
@@ -251,6 +280,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _count(text: str) -> int:
+    n = int(text)
+    if not 1 <= n <= 256:
+        raise argparse.ArgumentTypeError("a number from 1 to 256")
+    return n
+
+
+def _supervised(settings: Settings, args: argparse.Namespace) -> int | None:
+    """``serve --workers N`` and ``worker --processes N`` with N > 1: run N children under
+    the supervisor (before any event loop exists) and return their exit code; else None."""
+    from hookline.supervisor import listen, supervise
+
+    if args.command == "serve" and args.workers > 1:
+        settings.require("database_url", "redis_url", "secret_key")
+        sock = listen(args.host, args.port, backlog=2048)
+        fd = sock.fileno()
+        log.info("serving on http://%s:%d with %d processes", args.host, args.port, args.workers)
+        return supervise(
+            "hookline serve", args.workers, lambda i: ["serve", "--fd", str(fd)], pass_fds=[fd]
+        )
+    if args.command == "worker" and args.processes > 1:
+        settings.require("database_url", "redis_url", "secret_key")
+        port = settings.worker_metrics_port
+
+        def env(i: int) -> dict[str, str]:
+            if not port:
+                return dict(os.environ)
+            return {**os.environ, "HOOKLINE_WORKER_METRICS_PORT": str(port + i)}
+
+        return supervise("hookline worker", args.processes, lambda i: ["worker"], env=env)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -260,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         if args.command not in ("dev",):
             settings.require("database_url")
+        supervised = _supervised(settings, args)
+        if supervised is not None:
+            return supervised
         # uvloop (installed with uvicorn[standard]): socket writes and callbacks in C
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             code: int = runner.run(args.run(settings, args))
