@@ -28,7 +28,7 @@ import orjson
 
 from api.endpoint_models import EndpointIn
 from delivery.signing import sign
-from hookline.db import QUERIES, open_pool
+from hookline.db import QUERIES, Queries, open_pool
 from hookline.endpoints import create_endpoint
 from hookline.migrations import migrate
 from hookline.secrets import new_signing_secret
@@ -42,6 +42,7 @@ CONCURRENCY = 64  # the worker's requests in flight, and the raw baseline's
 PRODUCERS = 32
 RAW_MIN = 5000  # signed POSTs timed at least in the raw baseline
 WAIT = 120.0  # longest any scenario waits for deliveries before it gives up
+FLOORS = Queries(Path(__file__).resolve().parent / "sql")
 
 
 class BenchError(Exception):
@@ -142,6 +143,7 @@ async def _database(admin_url: str) -> AsyncIterator[str]:
     try:
         db = await asyncpg.connect(url)
         await migrate(db)
+        await db.execute(FLOORS["create_outbox"])
         await db.close()
         yield url
     finally:

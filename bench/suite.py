@@ -63,7 +63,8 @@ async def run(admin_url: str, redis_url: str, names: Sequence[str], *, quick: bo
         if wanted & {"ingest", "batch", "e2e", "latency"}:
             tenant = await e2e.e2e_tenant(rig)
             if "ingest" in wanted:
-                done.add(await e2e.ingest(rig, tenant, sizes.events))
+                hot = await e2e.hot_tenant(rig)
+                done.add(*await e2e.ingest(rig, tenant, hot, sizes.events))
             if "batch" in wanted:
                 done.add(await e2e.batch_ingest(rig, tenant, sizes.events * 10))
             if wanted & {"e2e", "latency"}:
