@@ -106,11 +106,11 @@ async def test_two_api_and_two_worker_processes_keep_order_and_lose_nothing(
     assert codes == [0, 0], said
     assert not _children(served.pid) and not _children(working.pid)
 
-    seqs = [int(r.headers["hookline-sequence"]) for r in receiver.requests]
+    seqs = [int(got.headers["hookline-sequence"]) for got in receiver.requests]
     assert seqs == list(range(1, total + 1)), "a gap, a reordering or a duplicate"
     seen: dict[int, list[int]] = defaultdict(list)
-    for r in receiver.requests:
-        data = json.loads(r.body)["data"]
+    for got in receiver.requests:
+        data = json.loads(got.body)["data"]
         seen[data["p"]].append(data["n"])
     assert all(seen[p] == list(range(per_producer)) for p in range(producers))
     assert "exited with -9; starting it again" in said
