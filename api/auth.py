@@ -14,7 +14,7 @@ from starlette.requests import Request
 from api.http import services
 from hookline.tenants import Tenant, tenant_for_key
 
-TTL = 10.0
+TTL = 1.0  # seconds: a revoked key is refused within about this long
 _MAX_ENTRIES = 10_000
 
 

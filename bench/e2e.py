@@ -15,14 +15,19 @@ e2e         events POSTed to `hookline serve` at full speed while one `hookline 
             producers), then batches of 100 (4 producers), which leaves the delivery path
             without one commit per event in front of it
 latency     open loop at a fixed offered rate of single-event ingests: the producer notes
-            when each 202 came back, the receiver when the event arrived; p50/p95/p99.
-            Once at half the e2e rate just measured, once at a fixed 100 events/s
+            when it sends each request, the receiver when the event arrived; p50/p95/p99.
+            At half the e2e rate just measured, at a fixed 100 events/s, and at 100/s
+            while another process keeps one core busy
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from bench.harness import FLOORS, PRODUCERS, Rig, Row, Tenant, concurrently, percentile
@@ -181,39 +186,61 @@ async def e2e(rig: Rig, tenant: Tenant, n: int, *, batch: int = 1) -> tuple[Row,
     return row, ours
 
 
-async def latency(rig: Rig, tenant: Tenant, rate: float, seconds: float, offered: str) -> Row:
-    """202 -> arrival at a fixed offered ``rate`` (events/s) for ``seconds``."""
-    acked: dict[str, float] = {}
+async def latency(
+    rig: Rig, tenant: Tenant, rate: float, seconds: float, offered: str, *, busy: int = 0
+) -> Row:
+    """POST -> arrival at a fixed offered ``rate`` (events/s) for ``seconds``: from just
+    before the request is sent to the receiver's arrival. Meanwhile ``busy`` other processes
+    each keep a core busy (a production host is rarely idle)."""
+    sent: dict[str, float] = {}
+    acked: dict[str, float] = {}  # when its 202 came back
     count = max(50, int(rate * seconds))
-    async with rig.worker():
-        # warm up: timing starts once the worker has delivered one event
-        await tenant.post(_event(0))
-        await rig.until_arrived(1)
-        await rig.reset()
+    with _spinning(busy):
+        async with rig.worker():
+            # warm up: timing starts once the worker has delivered one event
+            await tenant.post(_event(0))
+            await rig.until_arrived(1)
+            await rig.reset()
 
-        async def timed(i: int) -> None:
-            event_id = await tenant.post(_event(i))
-            acked[event_id] = time.time()
+            async def timed(i: int) -> None:
+                before = time.time()
+                event_id = await tenant.post(_event(i))
+                sent[event_id] = before
+                acked[event_id] = time.time()
 
-        tasks = []
-        start = time.perf_counter()
-        for i in range(count):
-            # open loop: a fixed offered rate, whatever the answers take
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(timed(i)))
-        await asyncio.gather(*tasks)
-        achieved = count / (time.perf_counter() - start)
-        got = (await rig.until_arrived(count)).arrivals
+            tasks = []
+            start = time.perf_counter()
+            for i in range(count):
+                # open loop: a fixed offered rate, whatever the answers take
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(timed(i)))
+            await asyncio.gather(*tasks)
+            achieved = count / (time.perf_counter() - start)
+            got = (await rig.until_arrived(count)).arrivals
     await rig.truncate()
-    lat = sorted((got[k] - t) * 1000 for k, t in acked.items())
+    lat = sorted((got[k] - t) * 1000 for k, t in sent.items())
     p50, p95, p99 = (percentile(lat, p) for p in (50, 95, 99))
+    ingest = sorted((acked[k] - t) * 1000 for k, t in sent.items())
+    i50, i99 = percentile(ingest, 50), percentile(ingest, 99)
     return Row(
-        f"202 -> arrival at {rate:,.0f}/s offered (ms)",
-        f"p50 {p50:.1f} p95 {p95:.1f} p99 {p99:.1f}",
-        f"{offered}; sent {achieved:,.0f}/s",
+        f"POST -> arrival at {rate:,.0f}/s offered{f', {busy} core(s) busy' if busy else ''} (ms)",
+        f"p50 {p50:.1f} p95 {p95:.1f} p99 {p99:.1f} max {lat[-1]:.0f}",
+        f"{offered}; sent {achieved:,.0f}/s; 202 p50 {i50:.1f} p99 {i99:.1f}",
         "-",
         "p50 < 10, p99 < 50",
         p50 < 10 and p99 < 50,
     )
+
+
+@contextlib.contextmanager
+def _spinning(cores: int) -> Iterator[None]:
+    """``cores`` other processes, each keeping a core busy."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import secrets
 import socket
 import subprocess
@@ -223,6 +224,7 @@ class Rig:
         self.http = http  # unauthenticated: for the receiver and the raw baseline
         self.api = api
         self.receiver = receiver
+        self.raw_cpu = 0.0  # CPU seconds per request of the last raw_posts run
         self._stack = stack
 
     # -- set-up -----------------------------------------------------------------------
@@ -305,7 +307,8 @@ class Rig:
         """The baseline: signed POSTs from this process to ``/hook/{i % endpoints}`` of the
         same receiver, ``CONCURRENCY`` at a time; the rate per second. After a warm-up
         (connections open), at least ``RAW_MIN`` are timed: fewer take a fraction of a
-        second and swing widely. The receiver is reset afterwards."""
+        second and swing widely. The receiver is reset afterwards. The CPU this process
+        spent per timed request is kept in ``raw_cpu`` (seconds)."""
         secret = new_signing_secret()
 
         async def signed_post(i: int) -> None:
@@ -322,7 +325,12 @@ class Rig:
                 await r.read()
 
         await concurrently(CONCURRENCY * 4, CONCURRENCY, signed_post)
-        rate = await concurrently(max(n, RAW_MIN), CONCURRENCY, signed_post)
+        timed = max(n, RAW_MIN)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        rate = await concurrently(timed, CONCURRENCY, signed_post)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        used = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
+        self.raw_cpu = used / timed
         await self.reset()
         return rate
 

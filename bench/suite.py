@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench import e2e
+from bench.cpu import cpu_tenant, worker_cpu
 from bench.drain import drain
 from bench.fanout import fanout
 from bench.harness import Row, open_rig, print_table
 from bench.isolation import isolation
 
 #: In the order they run; ``latency`` runs ``e2e`` first (its half load is half that rate).
-SCENARIOS = ("ingest", "batch", "e2e", "latency", "fanout", "isolation", "drain")
+SCENARIOS = ("ingest", "batch", "e2e", "latency", "fanout", "isolation", "drain", "cpu")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,10 @@ async def run(admin_url: str, redis_url: str, names: Sequence[str], *, quick: bo
                 half = f"half of e2e {rate:,.0f}/s"
                 done.add(await e2e.latency(rig, tenant, rate / 2, seconds, half))
                 done.add(await e2e.latency(rig, tenant, e2e.FIXED_RATE, seconds, "fixed"))
+                for cores in (1, 2):
+                    done.add(
+                        await e2e.latency(rig, tenant, e2e.FIXED_RATE, seconds, "fixed", busy=cores)
+                    )
         if "fanout" in wanted:
             for endpoints, events in zip((100, 1000), sizes.fanout_events, strict=True):
                 done.add(await fanout(rig, endpoints, events))
@@ -86,4 +91,6 @@ async def run(admin_url: str, redis_url: str, names: Sequence[str], *, quick: bo
                 done.add(*await isolation(rig, ordering, events))
         if "drain" in wanted:
             done.add(await drain(rig, sizes.backlog))
+        if "cpu" in wanted:
+            done.add(await worker_cpu(rig, await cpu_tenant(rig), sizes.backlog))
     print_table(done.rows)
