@@ -14,11 +14,19 @@ connect, send and the whole body); no per-read timeouts are set here.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from functools import lru_cache
 
 import aiohttp
 import httpx
+import yarl
 
 _CHUNK = 16 * 1024
+
+
+@lru_cache(maxsize=10_000)
+def _yarl(url: str) -> yarl.URL:
+    # aiohttp parses a string URL on every request; endpoints repeat
+    return yarl.URL(url, encoded=True)
 
 
 def _mapped(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:
@@ -68,13 +76,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is None:
             self._session = self._create_session()
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-        if "accept-encoding" not in request.headers:
+        if not any(k.lower() == "accept-encoding" for k, _ in headers):
             # what is kept of a response is its first bytes as text: ask for them plain
             headers.append(("Accept-Encoding", "identity"))
         try:
             response = await self._session.request(
                 request.method,
-                str(request.url),
+                _yarl(str(request.url)),
                 headers=headers,
                 data=request.read() or None,
                 allow_redirects=False,

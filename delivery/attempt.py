@@ -109,8 +109,15 @@ async def send(
             response = await transport.handle_async_request(request)
             try:
                 status_code = response.status_code
-                response_headers = {k.lower(): v[:512] for k, v in response.headers.items()}
-                async for chunk in response.aiter_raw():
+                # the raw pairs and the stream itself: httpx's decoded views and its
+                # per-chunk bookkeeping cost more than the rest of reading a response
+                response_headers = {
+                    k.decode("latin-1").lower(): v[:512].decode("latin-1")
+                    for k, v in response.headers.raw
+                }
+                stream = response.stream
+                assert isinstance(stream, httpx.AsyncByteStream)
+                async for chunk in stream:
                     received += chunk
                     if len(received) >= max_bytes:
                         break  # enough: closing drops the connection

@@ -10,7 +10,8 @@ import orjson
 
 def iso_time(moment: datetime) -> str:
     """ISO-8601 in UTC with milliseconds and a ``Z``, as receivers parse most easily."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # isoformat is C; strftime parses its format on every call
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def thin_body(

@@ -79,16 +79,24 @@ class _GuardedTransport(httpx.AsyncBaseTransport):
         self._inner = inner
         self._allowed = tuple(allowed)
         self._allowed_literals: set[str] = set()  # the policy is fixed for our lifetime
+        self._named: set[httpx.URL] = set()  # URLs to host names, of an allowed shape
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         try:
-            if url.scheme not in ("http", "https") or url.userinfo:
-                # registration refuses these too; a URL edited in the database must not
-                # turn into a WebSocket handshake or carry Basic credentials
-                raise TargetRefused(f"refused: only http(s) URLs without user info, not {url}")
-            if is_ip_address(url.host):
-                await self._check_literal(url)
+            if url not in self._named:
+                if url.scheme not in ("http", "https") or url.userinfo:
+                    # registration refuses these too; a URL edited in the database must not
+                    # turn into a WebSocket handshake or carry Basic credentials
+                    raise TargetRefused(
+                        f"refused: only http(s) URLs without user info, not {url}"
+                    )
+                if is_ip_address(url.host):
+                    await self._check_literal(url)
+                elif len(self._named) < 10_000:
+                    # a host name is judged at connect time (GuardedResolver); its URL's
+                    # shape needs looking at once
+                    self._named.add(url)
             return await self._inner.handle_async_request(request)
         except TargetRefused as exc:
             # From the check above, or from GuardedResolver, which aiohttp lets through

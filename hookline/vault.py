@@ -27,6 +27,7 @@ import base64
 import binascii
 import os
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -67,9 +68,15 @@ def is_credential(name: str, marked: Sequence[str] = ()) -> bool:
     """Whether header ``name`` carries a credential: it looks like one, or the endpoint
     marked it sensitive (``marked``, any case)."""
     lowered = name.lower()
-    return any(word in lowered for word in CREDENTIAL_WORDS) or lowered in {
-        m.lower() for m in marked
-    }
+    return _looks_like_credential(lowered) or (
+        bool(marked) and lowered in {m.lower() for m in marked}
+    )
+
+
+@lru_cache(maxsize=4096)
+def _looks_like_credential(lowered: str) -> bool:
+    # asked for every header of every attempt; the names repeat
+    return any(word in lowered for word in CREDENTIAL_WORDS)
 
 
 def _derive(secret_key: str, info: bytes) -> bytes:
