@@ -88,9 +88,7 @@ class _GuardedTransport(httpx.AsyncBaseTransport):
                 if url.scheme not in ("http", "https") or url.userinfo:
                     # registration refuses these too; a URL edited in the database must not
                     # turn into a WebSocket handshake or carry Basic credentials
-                    raise TargetRefused(
-                        f"refused: only http(s) URLs without user info, not {url}"
-                    )
+                    raise TargetRefused(f"refused: only http(s) URLs without user info, not {url}")
                 if is_ip_address(url.host):
                     await self._check_literal(url)
                 elif len(self._named) < 10_000:

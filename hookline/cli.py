@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import getpass
 import logging
 import os
@@ -109,9 +110,23 @@ async def _serve(
         lifespan="off",
         server_header=False,
     )
+    _settle_gc()
     # uvicorn's own ``fd`` takes every inherited socket for a Unix one; this keeps its family
     sockets = None if fd is None else [socket.socket(fileno=fd)]
     await EdgeServer(config, settings).serve(sockets)
+
+
+def _settle_gc() -> None:
+    """Before a long-running process takes load: what start-up made (modules, the app, the
+    schemas) leaves the collector's sight, and young collections run a fourteenth as often.
+
+    Every request and delivery allocates thousands of short-lived objects; at the default
+    threshold (700) the collector ran many times a second and walked the whole heap in
+    its full passes, a tenth of the API's CPU at 4,000 requests/s.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 async def _work(
@@ -125,6 +140,7 @@ async def _work(
     from delivery.worker import run_worker
 
     transport = create_transport(settings)
+    _settle_gc()
     try:
         await run_worker(settings, pool, redis, transport, metrics, until=until)
     finally:
