@@ -23,12 +23,17 @@ latency     open loop at a fixed offered rate of single-event ingests: the produ
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import itertools
+import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
+
+import aiohttp
 
 from bench.harness import FLOORS, PRODUCERS, Rig, Row, Tenant, concurrently, percentile
 from hookline.db import QUERIES
@@ -187,16 +192,24 @@ async def e2e(rig: Rig, tenant: Tenant, n: int, *, batch: int = 1) -> tuple[Row,
 
 
 async def latency(
-    rig: Rig, tenant: Tenant, rate: float, seconds: float, offered: str, *, busy: int = 0
+    rig: Rig,
+    tenant: Tenant,
+    rate: float,
+    seconds: float,
+    offered: str,
+    *,
+    busy: int = 0,
+    logins: float = 0,
 ) -> Row:
     """POST -> arrival at a fixed offered ``rate`` (events/s) for ``seconds``: from just
     before the request is sent to the receiver's arrival. Meanwhile ``busy`` other processes
-    each keep a core busy (a production host is rarely idle)."""
+    each keep a core busy (a production host is rarely idle), and ``logins`` dashboard
+    logins a second are tried."""
     sent: dict[str, float] = {}
     acked: dict[str, float] = {}  # when its 202 came back
     count = max(50, int(rate * seconds))
     with _spinning(busy):
-        async with rig.worker():
+        async with rig.worker(), _logging_in(rig, logins):
             # warm up: timing starts once the worker has delivered one event
             await tenant.post(_event(0))
             await rig.until_arrived(1)
@@ -224,8 +237,9 @@ async def latency(
     p50, p95, p99 = (percentile(lat, p) for p in (50, 95, 99))
     ingest = sorted((acked[k] - t) * 1000 for k, t in sent.items())
     i50, i99 = percentile(ingest, 50), percentile(ingest, 99)
+    load = f", {busy} core(s) busy" if busy else f", {logins:g} logins/s" if logins else ""
     return Row(
-        f"POST -> arrival at {rate:,.0f}/s offered{f', {busy} core(s) busy' if busy else ''} (ms)",
+        f"POST -> arrival at {rate:,.0f}/s offered{load} (ms)",
         f"p50 {p50:.1f} p95 {p95:.1f} p99 {p99:.1f} max {lat[-1]:.0f}",
         f"{offered}; sent {achieved:,.0f}/s; 202 p50 {i50:.1f} p99 {i99:.1f}",
         "-",
@@ -244,3 +258,39 @@ def _spinning(cores: int) -> Iterator[None]:
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
+
+
+@contextlib.asynccontextmanager
+async def _logging_in(rig: Rig, per_second: float) -> AsyncIterator[None]:
+    """Dashboard logins at ``per_second`` meanwhile, each as a browser does it (the form,
+    then the post) with a wrong password, each from its own address and email so the
+    throttle lets every one reach the argon2 check."""
+    if not per_second:
+        yield
+        return
+    answered: collections.Counter[int] = collections.Counter()
+
+    async def one(i: int) -> None:
+        forwarded = {"x-forwarded-for": f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"}
+        jar = aiohttp.CookieJar(unsafe=True)  # the rig serves on 127.0.0.1
+        async with aiohttp.ClientSession(headers=forwarded, cookie_jar=jar) as browser:
+            async with browser.get(f"{rig.api}/login") as r:
+                token = re.search(r'name="login_csrf" value="([^"]+)"', await r.text())
+            assert token is not None, "no login token on the login page"
+            fields = {"email": f"nobody{i}@bench.test", "password": "wrong", "login_csrf": token[1]}
+            async with browser.post(f"{rig.api}/login", data=fields) as r:
+                await r.read()
+                answered[r.status] += 1
+
+    async def burst() -> None:
+        tasks = []
+        for i in itertools.count():
+            tasks.append(asyncio.create_task(one(i)))
+            await asyncio.sleep(1 / per_second)
+
+    runner = asyncio.create_task(burst())
+    try:
+        yield
+    finally:
+        runner.cancel()
+        print(f"logins answered: {dict(answered)}", file=sys.stderr)

@@ -83,6 +83,9 @@ async def run(admin_url: str, redis_url: str, names: Sequence[str], *, quick: bo
                     done.add(
                         await e2e.latency(rig, tenant, e2e.FIXED_RATE, seconds, "fixed", busy=cores)
                     )
+                done.add(
+                    await e2e.latency(rig, tenant, e2e.FIXED_RATE, seconds, "fixed", logins=20)
+                )
         if "fanout" in wanted:
             for endpoints, events in zip((100, 1000), sizes.fanout_events, strict=True):
                 done.add(await fanout(rig, endpoints, events))
