@@ -156,8 +156,7 @@ async def create_event(request: Request) -> Response:
     svc = services(request)
     await svc.rates.admit(owner.id, 1)
     checked = await _checked(request, owner.id, [event], [["body"]])
-    accepted = await svc.ingest.ingest(owner.id, checked[0])
-    svc.doorbell.ring()
+    accepted = await svc.ingest.ingest(owner.id, checked[0])  # rings the doorbell
     svc.rates.charge(owner.id, accepted.deliveries)
     svc.metrics.ingested.labels("single").inc()
     return JSON(_accepted(accepted, event.type), status_code=202)

@@ -52,15 +52,16 @@ def build_app(
         routes=[*api_app.routes(), *dashboard_app.routes()],
         exception_handlers=dashboard_app.exception_handlers(api_app.exception_handlers()),
     )
+    doorbell = Doorbell(redis, settings.namespace)
     app.state.services = Services(
         settings,
         pool,
         redis,
-        Doorbell(redis, settings.namespace),
+        doorbell,
         metrics or Metrics(),
         IngestRates(redis, settings),
         Vault.from_settings(settings),
-        GroupCommit(pool, settings.tenant_max_fanout),
+        GroupCommit(pool, settings.tenant_max_fanout, committed=doorbell.ring),
     )
     api_app.init_state(app.state)
     return app

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from hookline.db import Pool
@@ -34,12 +35,10 @@ MAX_GROUP = 500  # events in one statement: bounds its duration and its lock tim
 _LOCS: list[Loc] = [["body"]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Waiting:
     event: dict[str, Any]
-    answer: asyncio.Future[Accepted] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    answer: asyncio.Future[Accepted]
 
 
 def _retrieved(answer: asyncio.Future[Accepted]) -> None:
@@ -48,9 +47,14 @@ def _retrieved(answer: asyncio.Future[Accepted]) -> None:
 
 
 class GroupCommit:
-    def __init__(self, pool: Pool, max_fanout: int) -> None:
+    def __init__(
+        self, pool: Pool, max_fanout: int, committed: Callable[[], None] = lambda: None
+    ) -> None:
+        """``committed`` is called after each statement that wrote something (the workers'
+        doorbell: one ring for the whole group)."""
         self._pool = pool
         self._max_fanout = max_fanout
+        self._committed = committed
         self._waiting: dict[str, list[_Waiting]] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
         self.statements = 0  # ingest statements run, for tests and metrics
@@ -59,7 +63,7 @@ class GroupCommit:
     async def ingest(self, tenant_id: str, event: dict[str, Any]) -> Accepted:
         """Commit ``event`` with whatever else the tenant is sending now; durable on return.
         Raises the event's own refusal (:class:`hookline.errors.HooklineError`)."""
-        waiting = _Waiting(event)
+        waiting = _Waiting(event, asyncio.get_running_loop().create_future())
         # an answer nobody awaits any more (its client left) is still looked at once
         waiting.answer.add_done_callback(_retrieved)
         self._waiting.setdefault(tenant_id, []).append(waiting)
@@ -104,6 +108,8 @@ class GroupCommit:
             if not isinstance(exc, Exception):
                 raise
             return
+        if any(row.deliveries for row in written):
+            self._committed()
         for w, row, event in zip(group, written, events, strict=True):
             if w.answer.done():
                 continue

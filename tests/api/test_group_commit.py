@@ -30,9 +30,15 @@ async def test_concurrent_events_share_one_statement_and_each_is_committed(
     api: httpx.AsyncClient, pool: Pool, tenant: TenantKey
 ) -> None:
     await make_endpoint(api, tenant, "http://127.0.0.1:9/hook", ordering="strict")
-    group = GroupCommit(pool, max_fanout=0)
+    rings: list[int] = []
+    group = GroupCommit(pool, max_fanout=0, committed=lambda: rings.append(1))
     answers = await _answers(group, tenant.id, [_event(subject=f"o{i}") for i in range(40)])
     assert group.statements == 1 and group.largest == 40
+    assert len(rings) == 1  # the workers' doorbell, once for the group
+    r = await api.post("/v1/subscribers", headers=tenant.headers, json={"uid": "lonely"})
+    assert r.status_code == 201
+    assert (await group.ingest(tenant.id, _event(subscriber="lonely"))).deliveries == 0
+    assert len(rings) == 1  # nothing to deliver: nobody to wake
     assert all(a.deliveries == 1 for a in answers)
     rows = await pool.fetch(
         "SELECT ev.id, ev.subject, d.seq FROM events ev JOIN deliveries d ON d.event_id = ev.id"
