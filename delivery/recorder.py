@@ -1,9 +1,10 @@
 """Recording: results of attempts written back to Postgres, batched, in one transaction.
 
-The transaction locks the batch's lanes (in the order every writer uses), appends the
-attempts, moves the deliveries, updates endpoint health, pauses or disables endpoints
-that asked for it, releases the lanes to their next head and adds to the per-minute
-rollups; operational notices it wrote are published once it has committed. Through a
+The transaction appends the attempts, then locks the batch's lanes (in the order every
+writer uses; after the attempts, the heaviest rows, because ingest waits on a lane's row),
+moves the deliveries, updates endpoint health, pauses or disables endpoints that asked for
+it, releases the lanes to their next head and adds to the per-minute rollups; operational
+notices it wrote are published once it has committed. Through a
 database outage a batch is retried (the leases outlast a short one); a result the
 database refuses is split out and, at worst, stored without the receiver's response, so
 it can never hold up the others or shutdown.
@@ -145,9 +146,21 @@ class Recorder:
                 column.append(value)
         held = dict(zip(columns[1], columns[2], strict=True))  # lane -> lease, once each
         lanes, leases = list(held), list(held.values())
+        (ids, lane_ids, lease_nos, statuses, numbers, retries, next_at, started, durations,
+         codes, errors, sent, got, bodies) = columns  # fmt: skip
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(SQL["lock_lanes"], lanes)  # before any row they guard
-            await conn.execute(SQL["record_attempts"], *columns)
+            # first what needs no lane: the attempts, the heaviest rows
+            await conn.execute(
+                SQL["append_attempts"],
+                ids, numbers, started, durations, codes, errors, sent, got, bodies, next_at,
+            )  # fmt: skip
+            # then the lanes, held from here to the commit (ingest waits on them), before
+            # any row they guard
+            await conn.execute(SQL["lock_lanes"], lanes)
+            await conn.execute(
+                SQL["move_deliveries"],
+                ids, lane_ids, lease_nos, statuses, numbers, retries, next_at, codes, errors,
+            )  # fmt: skip
             # endpoint rows next, each statement in id order (as record_health locks them)
             notices = await record_health(conn, batch, self._settings.endpoint_disable_after)
             for o in sorted(batch, key=lambda o: str(o.job["endpoint_id"])):

@@ -27,7 +27,7 @@ async def record_rollups(
     conn: asyncpg.Connection | PoolConnectionProxy, batch: Sequence[Outcome]
 ) -> None:
     """Add the batch's attempts to their endpoints' rollups, in the caller's transaction
-    (after ``record_attempts``). Results that sent nothing (an expired event) are no
+    (after ``move_deliveries``). Results that sent nothing (an expired event) are no
     attempts and are left out."""
     columns: list[list[Any]] = [[] for _ in range(8)]
     for o in batch:

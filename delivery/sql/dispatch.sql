@@ -187,46 +187,45 @@ UPDATE lanes l SET ready_at = hookline_head_due(l.id)
 FROM stuck WHERE l.id = stuck.id AND l.ready_at IS NULL AND l.lease_until IS NULL;
 
 -- name: lock_lanes
--- Lock lanes in the order every writer uses, before recording results. $1 lane ids
+-- Lock lanes in the order every writer uses, before moving their deliveries on. Recording
+-- takes them after appending its attempts: ingest waits on a lane's row to number its
+-- deliveries, so the lanes are held for as little of the transaction as may be.
+-- $1 lane ids
 SELECT id FROM lanes WHERE id = ANY ($1::bigint[]) ORDER BY endpoint_id, key FOR UPDATE;
 
--- name: record_attempts
--- Append one attempt row per result and move each delivery on, but only where the lane
--- lease is still the one the result was sent under (a worker that outlived its lease
--- records its attempt for the audit trail and changes nothing else).
--- $1 delivery ids, $2 lane ids, $3 lease numbers, $4 new statuses, $5 attempt numbers,
--- $6 retries used, $7 next attempt times (NULL: unchanged), $8 started at,
--- $9 durations (ms), $10 HTTP statuses, $11 errors, $12 request headers,
--- $13 response headers, $14 response body excerpts
-WITH r AS (
-    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::int[],
-                         $6::int[], $7::timestamptz[], $8::timestamptz[], $9::real[],
-                         $10::int[], $11::text[], $12::jsonb[], $13::jsonb[], $14::text[])
-        AS r(delivery_id, lane_id, lease_no, status, n, retries_used, next_attempt_at,
-             started_at, duration_ms, status_code, error, request_headers,
-             response_headers, response_body)
-), current AS (
-    SELECT r.* FROM r JOIN lanes l ON l.id = r.lane_id AND l.lease_no = r.lease_no
-), moved AS (
-    UPDATE deliveries d
-    SET status = c.status, attempts = c.n, retries_used = c.retries_used,
-        next_attempt_at = coalesce(c.next_attempt_at, d.next_attempt_at),
-        last_status = c.status_code, last_error = c.error, updated_at = now()
-    FROM current c
-    WHERE d.id = c.delivery_id AND d.status IN ('pending', 'retrying')
-    RETURNING d.id
-), appended AS (
-    INSERT INTO attempts (delivery_id, tenant_id, n, started_at, duration_ms, status_code,
-                          error, request_headers, response_headers, response_body,
-                          next_attempt_at)
-    SELECT r.delivery_id, d.tenant_id, r.n, r.started_at, r.duration_ms, r.status_code,
-           r.error, r.request_headers, r.response_headers, r.response_body,
-           r.next_attempt_at
-    FROM r JOIN deliveries d ON d.id = r.delivery_id
-    WHERE r.started_at IS NOT NULL  -- an expired event's delivery was never attempted
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM moved) AS moved, (SELECT count(*) FROM appended) AS appended;
+-- name: append_attempts
+-- Append one attempt row per result (the audit trail: whatever became of the lease).
+-- $1 delivery ids, $2 attempt numbers, $3 started at (NULL: never attempted, an expired
+-- event; no row), $4 durations (ms), $5 HTTP statuses, $6 errors, $7 request headers,
+-- $8 response headers, $9 response body excerpts, $10 next attempt times
+INSERT INTO attempts (delivery_id, tenant_id, n, started_at, duration_ms, status_code,
+                      error, request_headers, response_headers, response_body,
+                      next_attempt_at)
+SELECT r.delivery_id, d.tenant_id, r.n, r.started_at, r.duration_ms, r.status_code,
+       r.error, r.request_headers, r.response_headers, r.response_body, r.next_attempt_at
+FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::real[], $5::int[], $6::text[],
+            $7::jsonb[], $8::jsonb[], $9::text[], $10::timestamptz[])
+     AS r(delivery_id, n, started_at, duration_ms, status_code, error, request_headers,
+          response_headers, response_body, next_attempt_at)
+JOIN deliveries d ON d.id = r.delivery_id
+WHERE r.started_at IS NOT NULL;
+
+-- name: move_deliveries
+-- Move each delivery on, but only where the lane lease is still the one the result was
+-- sent under (a worker that outlived its lease changes nothing; its attempt is still
+-- appended). Run after lock_lanes. $1 delivery ids, $2 lane ids, $3 lease numbers,
+-- $4 new statuses, $5 attempt numbers, $6 retries used, $7 next attempt times (NULL:
+-- unchanged), $8 HTTP statuses, $9 errors
+UPDATE deliveries d
+SET status = c.status, attempts = c.n, retries_used = c.retries_used,
+    next_attempt_at = coalesce(c.next_attempt_at, d.next_attempt_at),
+    last_status = c.status_code, last_error = c.error, updated_at = now()
+FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::int[], $6::int[],
+            $7::timestamptz[], $8::int[], $9::text[])
+     AS c(delivery_id, lane_id, lease_no, status, n, retries_used, next_attempt_at,
+          status_code, error)
+JOIN lanes l ON l.id = c.lane_id AND l.lease_no = c.lease_no
+WHERE d.id = c.delivery_id AND d.status IN ('pending', 'retrying');
 
 -- name: set_endpoint_status
 -- Pause or disable an endpoint from the delivery path (410 Gone, exhausted with

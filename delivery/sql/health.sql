@@ -1,6 +1,6 @@
 -- name: record_health
 -- Keep each endpoint's failing run up to date from a batch of attempt results, in the
--- transaction that records them (after record_attempts, before release_lanes), and write
+-- transaction that records them (after move_deliveries, before release_lanes), and write
 -- the operational notices they call for: endpoint.failing once the run has lasted 50% and
 -- again 90% of the disable period, endpoint.disabled (and the endpoint disabled) at 100%,
 -- endpoint.recovered at the first success after a warning, a disable, or a run of half

@@ -1,7 +1,7 @@
 -- name: roll_up_attempts
 -- Add a batch of attempts to the per-minute rollups of their endpoints (the dashboard's
 -- read model, see migrations/0014_attempt_rollups.sql), in the transaction that records
--- them, after record_attempts. One row per (endpoint, minute) in the batch, inserted in
+-- them, after move_deliveries. One row per (endpoint, minute) in the batch, inserted in
 -- (endpoint_id, minute) order so two recorders lock rollup rows in the same order and
 -- never deadlock. A dead letter counts only where the batch moved the delivery to failed:
 -- the result was sent under the lane's current lease and the delivery is failed now (an
