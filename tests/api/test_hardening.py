@@ -1,7 +1,9 @@
-"""Regressions of the low findings of the security probe, one test each."""
+"""Regressions of the low findings of the security probe, one test each, and the API key
+cache's bound on how long a removed key keeps working."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -59,3 +61,18 @@ async def test_a_replay_window_far_in_the_past_is_refused_not_a_500(
         json={"since": "1970-01-01T00:00:00Z", "dry_run": True},
     )
     assert r.status_code == 200 and r.json() == {"count": 0}
+
+
+async def test_a_removed_api_key_stops_working_within_two_seconds(
+    api: httpx.AsyncClient, pool: Pool, tenant: TenantKey
+) -> None:
+    """Keys are cached per process so ingest skips a query per request; a key that is
+    gone from the database is refused once its cache entry runs out (a second)."""
+    assert (await api.get("/v1/endpoints", headers=tenant.headers)).status_code == 200
+    await pool.execute("DELETE FROM api_keys WHERE tenant_id = $1", tenant.id)
+    gone = time.monotonic()
+    while (await api.get("/v1/endpoints", headers=tenant.headers)).status_code == 200:
+        assert time.monotonic() - gone < 2, "the removed key still works after 2 s"
+        await asyncio.sleep(0.05)
+    r = await api.get("/v1/endpoints", headers=tenant.headers)
+    assert r.status_code == 401 and "not valid" in r.json()["detail"]
