@@ -17,12 +17,15 @@ member's answer.
 
 Tenants do not share statements, so one tenant's costly fan-out never holds up another
 tenant's group, and a hot lane is locked once per group rather than once per event.
+
+A statement outlives a request that goes away (the answer is shielded), and shutdown
+needs nothing of its own: the pool closes only once the statements in flight have
+returned their connections.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -72,12 +75,6 @@ class GroupCommit:
         # shielded: a client that goes away does not cancel the group's statement, and
         # its event is committed (or not) like its neighbours'
         return await asyncio.shield(waiting.answer)
-
-    async def close(self) -> None:
-        """Wait for the statements in flight (their requests are still being answered)."""
-        for writer in list(self._writers.values()):
-            with contextlib.suppress(Exception):
-                await writer
 
     async def _write(self, tenant_id: str) -> None:
         try:
