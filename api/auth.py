@@ -37,8 +37,14 @@ class KeyCache:
 _UNAUTHORIZED = {"www-authenticate": 'Bearer realm="hookline"'}
 
 
+_FOUND = "hookline.tenant"  # where a request keeps the tenant once its key was looked up
+
+
 async def tenant(request: Request) -> Tenant:
     """The tenant whose API key authorises this request, or a 401 problem."""
+    known: Tenant | None = request.scope.get(_FOUND)
+    if known is not None:
+        return known
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
@@ -52,4 +58,5 @@ async def tenant(request: Request) -> Tenant:
         if found is None:
             raise HTTPException(401, "this API key is not valid", headers=_UNAUTHORIZED)
         cache.put(key, found)
+    request.scope[_FOUND] = found
     return found

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from api.auth import tenant
 from api.idempotency import HEADER
 from api.idempotency import idempotent as keep_responses
 from hookline import __version__
@@ -74,8 +75,22 @@ class ApiRoute(Route):
     def __init__(self, op: Operation, handler: Handler) -> None:
         if "{" in op.path:
             handler = _named_objects_only(handler)
+        if op.auth:
+            handler = _identity_first(handler)
         super().__init__(op.path, handler, methods=[op.method])
         self.operation = op
+
+
+def _identity_first(handler: Handler) -> Handler:
+    """Who is asking is settled before anything they sent is judged: a request without a
+    valid key gets 401, whatever its path, headers or body hold."""
+
+    @functools.wraps(handler)
+    async def identified(request: Request) -> Response:
+        await tenant(request)
+        return await handler(request)
+
+    return identified
 
 
 def _named_objects_only(handler: Handler) -> Handler:

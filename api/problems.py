@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from hookline.errors import Busy, HooklineError
 
@@ -70,7 +71,22 @@ async def on_validation_error(request: Request, exc: Exception) -> Response:
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return problem(exc.status_code, exc.detail, headers=dict(exc.headers) if exc.headers else None)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["allow"] = allowed_methods(request)
+    return problem(exc.status_code, exc.detail, headers=headers or None)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path. Each operation is a route of its own,
+    so the route that answered 405 knows only its own method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 # The database is down or restarting: nothing was accepted, and trying again shortly is

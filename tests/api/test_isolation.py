@@ -188,10 +188,13 @@ async def test_every_operation_that_needs_a_key_refuses_requests_without_one(
     let_through = []
     for route in refused:
         op = route.operation
-        # an id and a body that are both wrong: the key is checked before either
-        url = re.sub(r"{[a-z_]+}", "x1", op.path)
+        # an id, a body and headers that are all wrong, and an id no object could have:
+        # the key is checked before any of them
         body: dict[str, Any] | None = {} if op.body is not None else None
-        r = await walk.client.request(op.method, url, headers=headers, json=body)
-        if r.status_code != 401 or r.json().get("status") != 401:
-            let_through.append(f"{op.method} {op.path} -> {r.status_code} {r.text[:200]}")
+        hostile = {**headers, "idempotency-key": "k" * 300}
+        for name in ("x1", "no%20such:thing!"):
+            url = re.sub(r"{[a-z_]+}", name, op.path)
+            r = await walk.client.request(op.method, url, headers=hostile, json=body)
+            if r.status_code != 401 or r.json().get("status") != 401:
+                let_through.append(f"{op.method} {url} -> {r.status_code} {r.text[:200]}")
     assert not let_through, "answered without a valid key:\n" + "\n".join(let_through)

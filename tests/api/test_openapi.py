@@ -95,6 +95,31 @@ async def test_document_is_valid_openapi_3_1(api: httpx.AsyncClient) -> None:
     assert not errors, "\n".join(errors)
 
 
+async def test_every_405_lists_every_method_its_path_takes(api: httpx.AsyncClient) -> None:
+    """Each operation is a route of its own; a 405 still names all of its path's methods
+    (those of every documented path it fits: ``/v1/events/batch`` is also an event id)."""
+    document = (await api.get("/openapi.json")).json()
+
+    def methods(path: str) -> set[str]:
+        found = set()
+        for template, operations in document["paths"].items():
+            if re.fullmatch(re.sub(r"{[a-z_]+}", "[^/]+", template), path):
+                found |= {m.upper() for m in operations if m != "parameters"}
+        return found | ({"HEAD"} if "GET" in found else set())
+
+    for template in document["paths"]:
+        path = re.sub(r"{[a-z_]+}", "x_1", template)
+        expected = methods(path)
+        unused = next(m for m in ("PUT", "PATCH", "DELETE", "POST") if m not in expected)
+        r = await api.request(unused, path)
+        assert r.status_code == 405, (unused, path, r.text)
+        allowed = {m.strip() for m in r.headers["allow"].split(",")}
+        assert allowed == expected, (path, allowed)
+        assert r.headers["content-type"] == "application/problem+json"
+    # a path of several operations: the case the route that answers knew only one of
+    assert methods("/v1/endpoints/x_1") >= {"GET", "PATCH", "DELETE"}
+
+
 async def test_docs_page_renders_the_document_from_vendored_assets(api: httpx.AsyncClient) -> None:
     r = await api.get("/docs")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
