@@ -16,7 +16,7 @@ outage   the receiver answers 503 to every delivery while ``n`` events are batch
 Both figures are deliveries per second from the first arrival to the last (receiver's
 clock), so the retry wait after recovery is not counted (it is shown beside the figure);
 the steady phase's ingest overlaps its first fraction of a second. Ratio: drain over steady,
-which PRODUCT.md wants at 0.8 or more.
+which the performance budget wants at 0.8 or more.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ For each, with one `hookline worker` running and idle, ``events`` events are ing
 batches of 10 (every event fans out to all endpoints of its tenant), and the figure is
 deliveries per second to the healthy endpoints, from just before the first batch to the
 receiver's clock at the last healthy arrival. Ratio: with the bad 1% over clean, which
-PRODUCT.md wants at 0.9 or more.
+the performance budget wants at 0.9 or more.
 
 Run once with every endpoint ``ordering: none`` (each delivery its own lane: every event
 sends the bad endpoint one more request, the worst case for shared request slots) and

@@ -1,4 +1,4 @@
-"""One HTTP try of a delivery: the request as PRODUCT.md specifies it, sent under one deadline.
+"""One HTTP try of a delivery: the request as the README describes it, sent under one deadline.
 
 The deadline covers connect, send and the whole response body: httpx's own timeouts are
 per read, so a receiver dripping one byte a second would never trip them. The body is read

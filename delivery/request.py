@@ -1,5 +1,6 @@
-"""The request of one delivery attempt, exactly as PRODUCT.md specifies it: the body in the
-endpoint's payload mode and format, and the headers that sign it."""
+"""The request of one delivery attempt, exactly as the README's "The delivery request"
+describes it: the body in the endpoint's payload mode and format, and the headers that
+sign it."""
 
 from __future__ import annotations
 

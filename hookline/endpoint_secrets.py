@@ -17,7 +17,7 @@ from hookline.db import QUERIES, Pool, Row
 from hookline.errors import InvalidInput, NotFound
 from hookline.vault import PREFIX, Vault, is_credential
 
-#: Replaced signing secrets kept at most after a rotation (PRODUCT: at most 10 old keys).
+#: Replaced signing secrets kept at most after a rotation (at most 10 old keys).
 OLD_SECRETS_KEPT = 10
 
 

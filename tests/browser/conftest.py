@@ -51,7 +51,7 @@ from tests.receiver import Received, Receiver, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
-# FIELD-NOTES: headless Debian Chromium, as root in CI (hence --no-sandbox), offline
+# headless Debian Chromium, as root in CI (hence --no-sandbox), offline
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
