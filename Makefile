@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install dev test lint bench clean
+.PHONY: install dev test test-fast lint bench clean
 
 $(BIN)/hookline: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ dev: install
 
 test: install
 	$(BIN)/pytest
+
+# the edit loop: everything but the slow, chaos and browser tests (CI runs them all)
+test-fast: install
+	$(BIN)/pytest -q -m "not slow and not chaos and not browser"
 
 lint: install
 	$(BIN)/ruff check .

@@ -83,16 +83,67 @@ async def backing(backing_urls: tuple[str, str]) -> AsyncIterator[Backing]:
         await conn.close()
 
 
+class ScratchDatabases:
+    """Clones of the template, made ahead and dropped behind.
+
+    Making a clone and dropping it costs ~90 ms of Postgres time; paid in line, that was
+    half the run time of the quick tests. A couple are kept ready while tests run, and a
+    test's clone is dropped after it in the background (all of them before the session
+    ends)."""
+
+    AHEAD = 2
+
+    def __init__(self, backing: Backing, admin: asyncpg.Pool) -> None:
+        self._backing = backing
+        self._admin = admin
+        self._ready: asyncio.Queue[asyncio.Task[str]] = asyncio.Queue()
+        self._dropping: set[asyncio.Future[str]] = set()
+
+    def _make_one(self) -> None:
+        self._ready.put_nowait(asyncio.ensure_future(self._create()))
+
+    async def _create(self) -> str:
+        name = f"hookline_t_{os.getpid()}_{next(_counter)}"
+        await self._admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._backing.template}"')
+        return name
+
+    async def take(self) -> str:
+        """A fresh clone's name (its creation's error, if it failed)."""
+        while self._ready.qsize() < self.AHEAD + 1:
+            self._make_one()
+        return await self._ready.get_nowait()
+
+    def drop(self, name: str) -> None:
+        task = asyncio.ensure_future(
+            self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
+        self._dropping.add(task)
+        task.add_done_callback(self._dropping.discard)
+
+    async def close(self) -> None:
+        while not self._ready.empty():
+            with contextlib.suppress(Exception):
+                self.drop(await self._ready.get_nowait())
+        await asyncio.gather(*self._dropping, return_exceptions=True)
+
+
+@pytest.fixture(scope="session")
+async def scratch(backing: Backing) -> AsyncIterator[ScratchDatabases]:
+    async with asyncpg.create_pool(backing.admin_url, min_size=1, max_size=3) as admin:
+        databases = ScratchDatabases(backing, admin)
+        try:
+            yield databases
+        finally:
+            await databases.close()
+
+
 @pytest.fixture
-async def database_url(backing: Backing) -> AsyncIterator[str]:
-    name = f"hookline_t_{os.getpid()}_{next(_counter)}"
-    conn = await asyncpg.connect(backing.admin_url)
+async def database_url(backing: Backing, scratch: ScratchDatabases) -> AsyncIterator[str]:
+    name = await scratch.take()
     try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{backing.template}"')
         yield backing.url_for(name)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
-        await conn.close()
+        scratch.drop(name)
 
 
 def make_settings(database_url: str, redis_url: str, **overrides: Any) -> Settings:

@@ -403,6 +403,7 @@ async def test_an_exponential_schema_is_too_costly_at_once(
     assert took < 1.0
 
 
+@pytest.mark.slow
 async def test_another_tenants_ingest_is_not_slowed_by_costly_events(
     api: httpx.AsyncClient, tenant: TenantKey, other: TenantKey
 ) -> None:

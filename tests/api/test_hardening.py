@@ -7,6 +7,7 @@ import asyncio
 import time
 
 import httpx
+import pytest
 
 from hookline.db import Pool
 from tests.api.test_endpoints import make_endpoint
@@ -63,6 +64,7 @@ async def test_a_replay_window_far_in_the_past_is_refused_not_a_500(
     assert r.status_code == 200 and r.json() == {"count": 0}
 
 
+@pytest.mark.slow
 async def test_a_removed_api_key_stops_working_within_two_seconds(
     api: httpx.AsyncClient, pool: Pool, tenant: TenantKey
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
@@ -23,6 +24,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+@pytest.mark.slow
 async def test_metrics_count_ingest_deliveries_latency_backlog_and_dead_letters(
     tenant: TenantKey, settings: Settings, pool: Pool, redis: Redis, receiver: Receiver
 ) -> None:

@@ -172,6 +172,7 @@ async def live(settings: Settings, pool: Pool, redis: Redis) -> AsyncIterator[Li
         await task
 
 
+@pytest.mark.slow
 async def test_live_api_conforms_to_its_document(live: Live) -> None:
     # schemathesis and hypothesis block; the server goes on answering in this loop meanwhile
     found = await asyncio.to_thread(_fuzz, live)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from hookline.cli import build_app
@@ -86,6 +87,7 @@ async def test_a_request_that_would_fan_out_past_the_quota_writes_nothing(
         assert r.status_code == 202 and r.json()["deliveries"] == 3
 
 
+@pytest.mark.slow
 async def test_a_fan_out_of_millions_is_refused_quickly_at_the_default_quota(
     api: httpx.AsyncClient, pool: Pool, tenant: TenantKey
 ) -> None:

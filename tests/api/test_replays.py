@@ -90,6 +90,7 @@ async def settled(
     return not unfinished and len(receiver.requests) >= requests
 
 
+@pytest.mark.slow
 async def test_each_filter_queues_what_its_dry_run_counted(
     api: httpx.AsyncClient,
     tenant: TenantKey,

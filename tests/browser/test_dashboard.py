@@ -24,6 +24,8 @@ from tests.browser.conftest import (
 )
 from tests.receiver import Received, Receiver, wait_for
 
+pytestmark = pytest.mark.browser
+
 ORDER_SCHEMA = {
     "type": "object",
     "required": ["order_id"],

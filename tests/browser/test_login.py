@@ -7,6 +7,8 @@ from playwright.async_api import Page, expect
 
 from tests.browser.conftest import EMAIL, PASSWORD, Site, no_sideways_scroll, shoot
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.mark.usefixtures("operator")
 async def test_an_operator_signs_in_through_the_form(site: Site, page: Page) -> None:

@@ -11,6 +11,8 @@ from playwright.async_api import Page, expect
 from tests.browser.conftest import Seed, Site, no_sideways_scroll, shoot
 from tests.receiver import Receiver, wait_for
 
+pytestmark = pytest.mark.browser
+
 
 async def _delivered(seed: Seed, endpoint: dict[str, Any]) -> dict[str, Any]:
     """The endpoint's one delivery, once it has succeeded."""

@@ -106,6 +106,7 @@ async def test_login_sets_a_fresh_httponly_samesite_cookie_and_logout_ends_it(
     assert (await api.get("/")).status_code == 303  # the session is gone server-side
 
 
+@pytest.mark.slow
 async def test_a_wrong_password_says_so_and_failures_are_throttled(
     api: httpx.AsyncClient, operator: str
 ) -> None:
@@ -298,6 +299,7 @@ async def test_a_race_of_wrong_passwords_for_one_email_checks_only_five(
     assert r.status_code == 429 and "hookline_session" not in r.cookies
 
 
+@pytest.mark.slow
 async def test_a_race_of_wrong_passwords_from_one_address_checks_only_thirty(
     api: httpx.AsyncClient, operator: str
 ) -> None:
@@ -308,6 +310,7 @@ async def test_a_race_of_wrong_passwords_from_one_address_checks_only_thirty(
     assert r.status_code == 429
 
 
+@pytest.mark.slow
 async def test_the_right_password_clears_the_email_and_gives_the_address_its_try_back(
     api: httpx.AsyncClient, operator: str, redis: Redis, settings: Settings
 ) -> None:
@@ -321,6 +324,7 @@ async def test_the_right_password_clears_the_email_and_gives_the_address_its_try
     assert statuses == {400: MAX_PER_EMAIL, 429: 10 - MAX_PER_EMAIL}
 
 
+@pytest.mark.slow
 async def test_without_redis_logins_are_not_counted_and_no_one_is_locked_out(
     settings: Settings, pool: Pool, operator: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -363,6 +367,7 @@ async def live(settings: Settings, pool: Pool, redis: Redis) -> AsyncIterator[st
     sock.close()
 
 
+@pytest.mark.slow
 async def test_health_answers_at_once_while_a_burst_of_logins_is_checked(
     live: str, operator: str
 ) -> None:

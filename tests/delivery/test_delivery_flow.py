@@ -36,6 +36,7 @@ async def _status_is(api: httpx.AsyncClient, tenant: TenantKey, status: str) -> 
     return bool((await _delivery(api, tenant))["status"] == status)
 
 
+@pytest.mark.slow
 async def test_failure_is_retried_until_success(
     api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver
 ) -> None:
@@ -53,6 +54,7 @@ async def test_failure_is_retried_until_success(
     assert delivery["attempt_history"][0]["response_body"] == "nope"
 
 
+@pytest.mark.slow
 async def test_exhausted_delivery_is_dead_lettered_then_manually_retried(
     api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver
 ) -> None:
@@ -74,6 +76,7 @@ async def test_exhausted_delivery_is_dead_lettered_then_manually_retried(
     assert r.status_code == 409  # succeeded deliveries are not retried
 
 
+@pytest.mark.slow
 async def test_redirect_is_a_failure_and_never_followed(
     api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver
 ) -> None:
@@ -103,6 +106,7 @@ async def test_gone_disables_the_endpoint(
     assert r.json()["deliveries"] == 0
 
 
+@pytest.mark.slow
 async def test_slow_drip_response_cannot_stretch_the_deadline(
     api: httpx.AsyncClient, tenant: TenantKey, receiver: Receiver
 ) -> None:
@@ -136,6 +140,7 @@ async def _never_ending(release: Any) -> Any:
             pass
 
 
+@pytest.mark.slow
 async def test_a_receiver_speaking_garbage_fails_the_attempt_not_the_worker(
     api: httpx.AsyncClient, tenant: TenantKey
 ) -> None:

@@ -14,6 +14,7 @@ from itertools import pairwise
 from typing import Any
 
 import httpx
+import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -70,6 +71,7 @@ def _answers(receiver: Receiver, *responses: web.StreamResponse) -> list[float]:
     return arrived
 
 
+@pytest.mark.slow
 async def test_429_retry_after_seconds_is_waited_out_exactly(
     api: httpx.AsyncClient,
     tenant: TenantKey,
@@ -96,6 +98,7 @@ async def test_429_retry_after_seconds_is_waited_out_exactly(
     assert [r.headers["hookline-attempt"] for r in receiver.requests] == ["1", "2"]
 
 
+@pytest.mark.slow
 async def test_503_retry_after_http_date_is_waited_for(
     api: httpx.AsyncClient,
     tenant: TenantKey,
@@ -133,6 +136,7 @@ async def test_503_retry_after_http_date_is_waited_for(
     assert arrived[1] - arrived[0] >= 1 - TOLERANCE
 
 
+@pytest.mark.slow
 async def test_retry_after_longer_than_the_cap_is_capped(
     api: httpx.AsyncClient,
     tenant: TenantKey,

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 from aiohttp import web
 
 from hookline.db import Pool
@@ -17,6 +18,8 @@ from hookline.tenants import create_tenant
 from tests import processes
 from tests.conftest import TenantKey
 from tests.receiver import Received, Receiver, wait_for
+
+pytestmark = pytest.mark.slow
 
 
 async def _tenant(pool: Pool, name: str) -> TenantKey:

@@ -110,6 +110,7 @@ def _at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+@pytest.mark.slow
 async def test_a_failing_endpoint_is_warned_about_disabled_then_recovers(
     api: httpx.AsyncClient,
     tenant: TenantKey,
@@ -267,6 +268,7 @@ async def test_the_disable_period_of_the_endpoint_beats_the_tenants_beats_the_in
     assert not await pool.fetchval("SELECT count(*) FROM events WHERE type LIKE 'endpoint.%'")
 
 
+@pytest.mark.slow
 async def test_an_operational_endpoint_that_fails_is_never_told_about_itself(
     api: httpx.AsyncClient,
     tenant: TenantKey,

@@ -152,6 +152,7 @@ async def two_workers(settings: Settings, pool: Pool, redis: Redis) -> AsyncIter
         yield
 
 
+@pytest.mark.slow
 async def test_keyed_lanes_run_in_parallel_up_to_max_in_flight_across_workers(
     api: httpx.AsyncClient,
     tenant: TenantKey,
@@ -173,6 +174,7 @@ async def test_keyed_lanes_run_in_parallel_up_to_max_in_flight_across_workers(
     assert gauge.peak == 3  # parallel, and never more than the endpoint allows
 
 
+@pytest.mark.slow
 async def test_none_ordering_is_capped_too(
     api: httpx.AsyncClient,
     tenant: TenantKey,
@@ -196,6 +198,7 @@ async def test_none_ordering_is_capped_too(
     assert gauge.peak == 2
 
 
+@pytest.mark.slow
 async def test_a_rate_limit_holds_across_workers(
     api: httpx.AsyncClient,
     tenant: TenantKey,

@@ -86,6 +86,7 @@ async def test_stored_infinite_expiries_neither_stall_nor_skip_a_strict_lane(
     assert [r.headers["webhook-id"] for r in receiver.requests] == [never, after]
 
 
+@pytest.mark.slow
 async def test_a_delivery_that_cannot_be_prepared_is_dead_lettered_and_the_lane_goes_on(
     api: httpx.AsyncClient, pool: Pool, tenant: TenantKey, receiver: Receiver, worker: None
 ) -> None:

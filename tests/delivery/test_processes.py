@@ -11,6 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 import httpx
+import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -18,6 +19,8 @@ from hookline.settings import Settings
 from tests import processes
 from tests.conftest import TenantKey
 from tests.receiver import Received, Receiver, wait_for
+
+pytestmark = pytest.mark.slow
 
 
 async def _endpoint(api: httpx.AsyncClient, tenant: TenantKey, url: str) -> str:

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
 from delivery.attempt import AttemptResult
 from delivery.dispatcher import Dispatcher
@@ -64,6 +65,7 @@ async def test_a_refused_result_is_stored_without_its_response_and_the_rest_go_o
     assert kept["lease_until"] is None and stripped["lease_until"] is None
 
 
+@pytest.mark.slow
 async def test_a_delivery_we_cannot_even_prepare_fails_visibly_instead_of_looping(
     api: httpx.AsyncClient, tenant: TenantKey, pool: Pool, worker: None
 ) -> None:

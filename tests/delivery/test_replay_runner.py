@@ -32,6 +32,8 @@ from tests.api.test_replays import (
 from tests.conftest import TenantKey, running_worker
 from tests.receiver import Received, Receiver, wait_for
 
+pytestmark = pytest.mark.slow
+
 Body = dict[str, Any]
 
 

@@ -41,6 +41,7 @@ GROUP BY 1, 2, 3
 """
 
 
+@pytest.mark.slow
 async def test_rollups_equal_the_attempts_two_workers_recorded(
     api: httpx.AsyncClient,
     tenant: TenantKey,

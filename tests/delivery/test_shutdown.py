@@ -11,12 +11,15 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from aiohttp import web
 
 from hookline.settings import Settings
 from tests import processes
 from tests.conftest import TenantKey
 from tests.receiver import Received, Receiver, wait_for
+
+pytestmark = pytest.mark.slow
 
 EXIT_DEADLINE = 10.0  # seconds a stopped worker with nothing slow in flight may take
 STOPPING = "worker stopping"  # what the worker logs once SIGTERM has reached its loop

@@ -409,6 +409,7 @@ async def test_delivery_refuses_every_hostile_target_and_nothing_connects(
     assert canary.heard == []
 
 
+@pytest.mark.slow
 async def test_a_redirect_to_loopback_is_never_followed(
     api: httpx.AsyncClient,
     settings: Settings,

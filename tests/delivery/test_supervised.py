@@ -12,11 +12,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
+import pytest
 
 from hookline.settings import Settings
 from tests import processes
 from tests.conftest import TenantKey
 from tests.receiver import Receiver, wait_for
+
+pytestmark = pytest.mark.slow
 
 
 def _children(pid: int) -> list[int]:

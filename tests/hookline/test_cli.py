@@ -37,6 +37,7 @@ def test_tenant_create_json_prints_one_object(settings: Settings) -> None:
     assert out["api_key"].startswith("hk_")
 
 
+@pytest.mark.slow
 async def test_user_create_stores_an_argon2_hash(settings: Settings) -> None:
     tenant = json.loads(_run(settings, "tenant", "create", "A", "--json").stdout)["tenant"]
     done = _run(

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from svix.webhooks import Webhook as SvixWebhook
 
@@ -25,6 +26,7 @@ def _free_port() -> int:
         return port
 
 
+@pytest.mark.slow
 async def test_dev_brings_up_everything_and_delivers_verifiable_webhooks(
     tmp_path: Path, receiver: Receiver
 ) -> None:

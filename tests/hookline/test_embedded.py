@@ -38,6 +38,7 @@ def _accepts(port: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 async def test_both_serve_and_stop_on_exit(tmp_path: Path) -> None:
     async with embedded_services(tmp_path) as services:
         assert services.database_url.startswith("postgresql://postgres@127.0.0.1:")

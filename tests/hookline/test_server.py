@@ -26,6 +26,8 @@ from tests import processes
 from tests.conftest import TenantKey
 from tests.receiver import wait_for
 
+pytestmark = pytest.mark.slow
+
 CAP = 200  # http_max_connections
 MAX_REQUESTS = 2
 HEADER_TIMEOUT = 1.5
