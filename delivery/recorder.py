@@ -4,10 +4,10 @@ The transaction appends the attempts, then locks the batch's lanes (in the order
 writer uses; after the attempts, the heaviest rows, because ingest waits on a lane's row),
 moves the deliveries, updates endpoint health, pauses or disables endpoints that asked for
 it, releases the lanes to their next head and adds to the per-minute rollups; operational
-notices it wrote are published once it has committed. Through a
-database outage a batch is retried (the leases outlast a short one); a result the
-database refuses is split out and, at worst, stored without the receiver's response, so
-it can never hold up the others or shutdown.
+notices it wrote are published once it has committed. Through a database outage a batch
+is retried (the leases outlast a short one); a result the database refuses is split out
+and, at worst, stored without the receiver's response, so it can never hold up the
+others or shutdown.
 """
 
 from __future__ import annotations

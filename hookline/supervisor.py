@@ -3,8 +3,8 @@
 One Python process runs on one core, so using a machine's cores means processes. The
 supervisor starts N copies of the command as child processes (``python -m hookline ...``
 with ``--workers 1`` / ``--processes 1``), restarts a child that dies (after a second, so a
-child that cannot start does not spin), and on SIGTERM or SIGINT passes the signal on and
-waits for every child to finish its shutdown. It holds no state and no connection of its
+child that cannot start does not spin), and on SIGTERM or SIGINT sends each child SIGTERM
+and waits for every one to finish its shutdown. It holds no state and no connection of its
 own; every guarantee is the children's, which already hold across processes (Postgres is
 the truth, claims and lanes are leased there).
 
@@ -84,11 +84,13 @@ def supervise(
                     del children[i]
                     due[i] = time.monotonic() + RESTART_DELAY
             time.sleep(_POLL)
-        signum = stopping[0]
         log.info("%s: stopping %d process(es)", name, len(children))
         for child in children.values():
             if child.poll() is None:
-                child.send_signal(signum)
+                # always SIGTERM: a Ctrl-C has reached the children already (they share the
+                # terminal's process group), and a second SIGINT makes uvicorn quit at once
+                # instead of finishing its requests
+                child.send_signal(signal.SIGTERM)
         for child in children.values():
             child.wait()
         return 0
