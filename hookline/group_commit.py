@@ -34,7 +34,7 @@ from hookline.db import Pool
 from hookline.errors import Conflict
 from hookline.events import Accepted, Loc, Written, refusal, write_events
 
-MAX_GROUP = 500  # events in one statement: bounds its duration and its lock time
+MAX_GROUP = 100  # events in one statement: bounds its duration, its locks and its fan-out
 _LOCS: list[Loc] = [["body"]]
 
 
