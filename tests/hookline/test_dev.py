@@ -33,6 +33,7 @@ async def test_dev_brings_up_everything_and_delivers_verifiable_webhooks(
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
     env["PYTHONPATH"] = str(ROOT)
+    log = (tmp_path / "dev.log").open("wb")  # what it said, should it fail
     dev = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -45,8 +46,9 @@ async def test_dev_brings_up_everything_and_delivers_verifiable_webhooks(
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=log,
     )
+    log.close()  # the child has its own copy
     try:
         assert dev.stdout is not None
         banner = ""
@@ -61,7 +63,11 @@ async def test_dev_brings_up_everything_and_delivers_verifiable_webhooks(
         auth = {"authorization": f"Bearer {key.group(1)}"}
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base) as api:
-            await wait_for(lambda: _ready(api), what="the server to answer")
+            try:
+                await wait_for(lambda: _ready(api), what="the server to answer")
+            except AssertionError as exc:
+                said = (tmp_path / "dev.log").read_text(errors="replace")[-3000:]
+                raise AssertionError(f"{exc}; hookline dev said:\n{said}") from None
             r = await api.post(
                 "/v1/endpoints",
                 headers=auth,
