@@ -100,8 +100,8 @@ async def _serve(
     metrics: Metrics,
     fd: int | None = None,
 ) -> None:
-    """Serve on ``host:port``, or on the inherited listening socket ``fd`` (a child of
-    ``serve --workers N``)."""
+    """Serve on ``host:port``, or on the listening socket ``fd`` (inherited by a child of
+    ``serve --workers N``, or bound by ``dev`` before it starts anything else)."""
     config = uvicorn.Config(
         build_app(settings, pool, redis, metrics),
         host=host,
@@ -260,7 +260,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.set_defaults(run=cmd_worker)
     dev = sub.add_parser("dev", help="everything in one process, for a first look")
     dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--port", type=int, default=8000, help="0: any free port (shown)")
     dev.add_argument(
         "--data-dir",
         type=Path,

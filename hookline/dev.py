@@ -22,13 +22,17 @@ from redis.asyncio import Redis
 
 from hookline.db import Pool, open_pool
 from hookline.endpoint_secrets import reseal_all
+from hookline.errors import HooklineError
 from hookline.metrics import Metrics
 from hookline.settings import Settings
+from hookline.supervisor import listen
 from hookline.vault import Vault
 
 log = logging.getLogger("hookline.dev")
 
-Serve = Callable[[Settings, Pool, Redis, str, int, Metrics], Coroutine[Any, Any, None]]
+Serve = Callable[
+    [Settings, Pool, Redis, str, int, Metrics, int | None], Coroutine[Any, Any, None]
+]
 Work = Callable[..., Awaitable[None]]
 Migrate = Callable[[Settings], Awaitable[list[str]]]
 
@@ -129,11 +133,22 @@ async def run_dev(
     work: Work,
     migrate: Migrate,
 ) -> int:
+    # the port first: taken, say so before starting anything; 0, the real one is known now
+    # (and no embedded server picking a free port can take it meanwhile)
+    try:
+        sock = listen(args.host, args.port, backlog=2048)
+    except OSError as exc:
+        raise HooklineError(
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+            "choose another with --port"
+        ) from None
+    port: int = sock.getsockname()[1]
+    listening = sock.detach()  # the server's from here on (it closes it)
     data_dir: Path = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, at start)
     settings = _dev_defaults(settings, data_dir)
     if settings.public_url == Settings.model_fields["public_url"].default:
-        settings = settings.model_copy(update={"public_url": f"http://{args.host}:{args.port}"})
+        settings = settings.model_copy(update={"public_url": f"http://{args.host}:{port}"})
     async with _backing_services(settings, data_dir) as settings:
         applied = await migrate(settings)
         log.info("migrations: %s", ", ".join(applied) or "up to date")
@@ -143,11 +158,11 @@ async def run_dev(
                 demo = await _demo(pool, data_dir)
                 # credentials stored by an older version are sealed now (usually none)
                 await reseal_all(pool, Vault.from_settings(settings))
-                print(_banner(settings, demo, args.host, args.port), flush=True)
+                print(_banner(settings, demo, args.host, port), flush=True)
                 # one process, one registry: /metrics shows ingest and delivery together
                 metrics = Metrics()
                 server = asyncio.create_task(
-                    serve(settings, pool, redis, args.host, args.port, metrics)
+                    serve(settings, pool, redis, args.host, port, metrics, listening)
                 )
                 # the worker stops when the server does (uvicorn owns Ctrl+C in dev)
                 await work(settings, pool, redis, metrics, until=lambda: _finished(server))

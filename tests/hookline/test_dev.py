@@ -19,18 +19,31 @@ from tests.processes import ROOT
 from tests.receiver import Receiver, wait_for
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+async def test_dev_on_a_taken_port_says_so_before_starting_anything(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
+    env["PYTHONPATH"] = str(ROOT)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        dev = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "hookline", "dev", "--port", str(port)),
+            *("--data-dir", str(tmp_path / "data")),
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, said = await asyncio.wait_for(dev.communicate(), 30)
+    assert dev.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in said.decode() and "--port" in said.decode()
+    assert not (tmp_path / "data").exists()  # no embedded server was started
 
 
 @pytest.mark.slow
 async def test_dev_brings_up_everything_and_delivers_verifiable_webhooks(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKLINE_")}
     env["PYTHONPATH"] = str(ROOT)
     log = (tmp_path / "dev.log").open("wb")  # what it said, should it fail
@@ -40,7 +53,7 @@ async def test_dev_brings_up_everything_and_delivers_verifiable_webhooks(
         "hookline",
         "dev",
         "--port",
-        str(port),
+        "0",  # dev binds first, then starts its embedded servers, and shows the port
         "--data-dir",
         str(tmp_path / "data"),
         cwd=ROOT,
@@ -58,10 +71,10 @@ async def test_dev_brings_up_everything_and_delivers_verifiable_webhooks(
                 assert line, f"hookline dev exited early:\n{banner}"
                 banner += line.decode()
         key = re.search(r"api key\s+(hk_\S+)", banner)
-        assert key is not None, banner
-        assert f"http://127.0.0.1:{port}/" in banner and "login" in banner
+        dashboard = re.search(r"dashboard\s+(http://127\.0\.0\.1:\d+)/", banner)
+        assert key is not None and dashboard is not None and "login" in banner, banner
         auth = {"authorization": f"Bearer {key.group(1)}"}
-        base = f"http://127.0.0.1:{port}"
+        base = dashboard.group(1)
         async with httpx.AsyncClient(base_url=base) as api:
             try:
                 await wait_for(lambda: _ready(api), what="the server to answer")
