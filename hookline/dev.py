@@ -30,9 +30,7 @@ from hookline.vault import Vault
 
 log = logging.getLogger("hookline.dev")
 
-Serve = Callable[
-    [Settings, Pool, Redis, str, int, Metrics, int | None], Coroutine[Any, Any, None]
-]
+Serve = Callable[[Settings, Pool, Redis, str, int, Metrics, int | None], Coroutine[Any, Any, None]]
 Work = Callable[..., Awaitable[None]]
 Migrate = Callable[[Settings], Awaitable[list[str]]]
 
@@ -139,8 +137,7 @@ async def run_dev(
         sock = listen(args.host, args.port, backlog=2048)
     except OSError as exc:
         raise HooklineError(
-            f"cannot listen on {args.host}:{args.port} ({exc.strerror}); "
-            "choose another with --port"
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror}); choose another with --port"
         ) from None
     port: int = sock.getsockname()[1]
     listening = sock.detach()  # the server's from here on (it closes it)
