@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import httpx
-import pytest
 
 from hookline.db import Pool
 from hookline.errors import Conflict, HooklineError, InvalidInput, QuotaExceeded
@@ -14,6 +13,7 @@ from hookline.events import Accepted
 from hookline.group_commit import GroupCommit
 from tests.api.test_endpoints import make_endpoint
 from tests.conftest import TenantKey
+from tests.receiver import wait_for
 
 
 async def _answers(group: GroupCommit, tenant_id: str, events: list[dict[str, Any]]) -> list[Any]:
@@ -144,13 +144,12 @@ async def test_a_subscriber_deleted_mid_statement_costs_the_group_one_retry(
 
 async def _blocked(pool: Pool) -> None:
     """Until some statement waits on a lock."""
-    for _ in range(500):
-        if await pool.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        ):
-            return
-        await asyncio.sleep(0.01)
-    pytest.fail("the ingest never waited on the deleted subscriber's lock")
+
+    async def waiting() -> bool:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        return bool(await pool.fetchval(query))
+
+    await wait_for(waiting, timeout=5, what="the ingest to wait on a lock")
 
 
 async def test_a_hot_strict_lane_fed_by_32_producers_keeps_each_producers_order(
