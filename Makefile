@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: install dev test test-fast lint bench clean
+.PHONY: install dev test test-fast lint schema bench clean
 
 $(BIN)/hookline: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ lint: install
 	$(BIN)/mypy
 
 # make bench BENCH_ARGS="--quick --only fanout,drain"
+# migrations/schema.sql: the schema the migrations make, read back from a scratch database
+# (a test compares it with what they make)
+schema: install
+	$(BIN)/python -m hookline.schema_snapshot $${HOOKLINE_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
+
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
 

@@ -1,13 +1,16 @@
-"""Migrations: applied once, in order, safely from several processes at once."""
+"""Migrations: applied once, in order, safely from several processes at once; and what
+they make is the committed schema snapshot."""
 
 from __future__ import annotations
 
 import asyncio
+import difflib
 
 import asyncpg
 
 from hookline.db import Pool
 from hookline.migrations import load_migrations, migrate
+from hookline.schema_snapshot import snapshot, snapshot_file
 from tests.conftest import Backing
 
 
@@ -42,3 +45,21 @@ async def test_ids_made_one_after_another_sort_in_that_order(pool: Pool) -> None
     ms = int(made[0][4:16], 16)
     now_ms = await pool.fetchval("SELECT (extract(epoch FROM now()) * 1000)::bigint")
     assert abs(now_ms - ms) < 60_000
+
+
+async def test_the_committed_schema_is_what_the_migrations_make(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)  # a clone of the migrated template
+    try:
+        made = await snapshot(conn)
+    finally:
+        await conn.close()
+    committed = snapshot_file().read_text()
+    diff = "".join(
+        difflib.unified_diff(
+            committed.splitlines(keepends=True),
+            made.splitlines(keepends=True),
+            "migrations/schema.sql",
+            "what the migrations make",
+        )
+    )
+    assert made == committed, f"run `make schema` and commit the result:\n{diff[:4000]}"
