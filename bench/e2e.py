@@ -282,15 +282,19 @@ async def _logging_in(rig: Rig, per_second: float) -> AsyncIterator[None]:
                 await r.read()
                 answered[r.status] += 1
 
+    started: set[asyncio.Task[None]] = set()
+
     async def burst() -> None:
-        tasks = []
         for i in itertools.count():
-            tasks.append(asyncio.create_task(one(i)))
-            await asyncio.sleep(1 / per_second)
+            started.add(asyncio.create_task(one(i)))
+            await asyncio.sleep(1 / per_second)  # the offered rate, not a wait on anything
 
     runner = asyncio.create_task(burst())
     try:
         yield
     finally:
         runner.cancel()
+        for task in started:
+            task.cancel()  # logins still queued for the password check
+        await asyncio.gather(runner, *started, return_exceptions=True)
         print(f"logins answered: {dict(answered)}", file=sys.stderr)

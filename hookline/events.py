@@ -31,7 +31,6 @@ class Written:
     """What the ingest statement did with one event (see ``ingest_events`` in events.sql)."""
 
     id: str
-    request: int
     created_at: datetime | None  # None: not written
     subscriber_ok: bool
     fanout: int  # deliveries its request would make
@@ -94,7 +93,6 @@ async def write_events(
     return [
         Written(
             r["id"],
-            r["request"],
             r["created_at"],
             r["subscriber_ok"],
             r["fanout"],

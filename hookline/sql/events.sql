@@ -96,7 +96,7 @@ WITH input AS MATERIALIZED (
     LEFT JOIN ev ON ev.id = i.id
     LEFT JOIN fanned d ON d.event_id = i.id
 )
-SELECT id, request, created_at, subscriber_ok, fanout, request_ok, taken, deliveries,
+SELECT id, created_at, subscriber_ok, fanout, request_ok, taken, deliveries,
        CASE WHEN written > 0 AND written < events THEN hookline_batch_taken() END AS split
 FROM outcome
 ORDER BY n;

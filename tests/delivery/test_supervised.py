@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 from collections import defaultdict
 from pathlib import Path
 
@@ -35,13 +34,6 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 async def _answers(url: str) -> bool:
     try:
         async with httpx.AsyncClient() as client:
@@ -64,7 +56,7 @@ async def test_two_api_and_two_worker_processes_keep_order_and_lose_nothing(
         json={"subscriber": "c", "url": receiver.url, "payload": "full", "ordering": "strict"},
     )
     assert r.status_code == 201, r.text
-    port = _free_port()
+    port = processes.free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "supervised.log"
     served = processes.start(settings, "serve", "--port", str(port), "--workers", "2", log=log)

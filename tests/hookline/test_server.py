@@ -10,7 +10,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -57,13 +56,6 @@ class Serve:
         return await asyncio.open_connection("127.0.0.1", self.port)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def _soft_fd_limit(soft: int) -> Iterator[None]:
     """This process's soft open files limit at ``soft`` (children inherit it)."""
@@ -83,7 +75,7 @@ def _tail(log: Path) -> str:
 async def _serving(settings: Settings, log: Path, **limits: float) -> AsyncIterator[Serve]:
     """``hookline serve`` with ``limits`` (http_* settings), started with a low soft fd
     limit, answering."""
-    port = _free_port()
+    port = processes.free_port()
     with _soft_fd_limit(INHERITED_SOFT_LIMIT):
         process = processes.start(
             settings.model_copy(update=limits), "serve", "--port", str(port), log=log
