@@ -38,6 +38,7 @@ from delivery.pacing import Candidate, Pace, admit, advance, tenant_rooms
 from delivery.recorder import OUTAGE, SQL, Outcome, Recorder
 from delivery.request import build_request
 from delivery.retries import Decision, decide
+from hookline import lanes
 from hookline.db import Pool
 from hookline.metrics import Metrics
 from hookline.settings import Settings
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 
 _RECORD_BATCH = 500
 _UNPARK_EVERY = 30.0  # seconds between looks for lanes parked with a stale view
+# how far back those looks search for deliveries a dead process left unscheduled
+# (hookline/lanes.py): a few looks' worth, so one failed look loses nothing
+_STRANDED_WINDOW = 4 * _UNPARK_EVERY
 # A deferred lane (its endpoint could take no more) is woken when a lane of its endpoint is
 # released; this many sweep intervals at the latest (a lease that ran out frees no lane).
 _DEFER_SWEEPS = 5
@@ -131,17 +135,17 @@ class Dispatcher:
                 log.warning("claim failed (%s); retrying after %ss", exc, settings.sweep_interval)
                 await self._sleep(settings.sweep_interval)
                 continue
-            lanes: dict[int, list[asyncpg.Record]] = {}
+            runs: dict[int, list[asyncpg.Record]] = {}
             for job in jobs:  # ordered by lane, then sequence
-                lanes.setdefault(job["lane_id"], []).append(job)
-            for run in lanes.values():
+                runs.setdefault(job["lane_id"], []).append(job)
+            for run in runs.values():
                 endpoint, owner = run[0]["endpoint_id"], run[0]["tenant_id"]
                 self._busy[endpoint] = self._busy.get(endpoint, 0) + 1
                 self._tenant_busy[owner] = self._tenant_busy.get(owner, 0) + 1
                 task = asyncio.create_task(self._run_lane(run))
                 self._in_flight[task] = (endpoint, owner)
                 task.add_done_callback(self._done)
-            if len(lanes) < want:
+            if len(runs) < want:
                 await self._sleep(await self._idle_time())
             await self._unpark_now_and_then()
 
@@ -220,6 +224,10 @@ class Dispatcher:
                     [p.tat for p in paces.values()],
                     [p.free_at for p in paces.values()],
                 )
+        # committed: a lane leased with nothing in it was parked, perhaps while an ingest
+        # was writing into it (hookline/lanes.py); so was one skipped, harmlessly
+        sent = {job["lane_id"] for job in jobs}
+        await lanes.wake(self._pool, [lane for lane in admission.lease if lane not in sent])
         return jobs
 
     @staticmethod
@@ -243,8 +251,12 @@ class Dispatcher:
         self._next_unpark = time.monotonic() + _UNPARK_EVERY
         try:
             await self._pool.execute(SQL["unpark_resumed"])
+            stranded = await lanes.wake_stranded(self._pool, _STRANDED_WINDOW)
         except _UNAVAILABLE as exc:
             log.warning("looking for lanes parked by mistake failed (%s)", exc)
+            return
+        if stranded:
+            log.warning("scheduled %d lanes left with work and no due time", stranded)
 
     async def _idle_time(self) -> float:
         """Seconds until the next lane falls due, at most one sweep interval."""

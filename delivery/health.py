@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from hookline import lanes
 from hookline.db import Pool, Queries
 from hookline.errors import HooklineError
 from hookline.events import ingest_events
@@ -75,6 +76,7 @@ async def publish_notices(pool: Pool) -> int:
     how many notices were handled (0 also when another worker is publishing)."""
     handled = 0
     while True:
+        unsure: list[int] = []  # lanes to look at again once committed (hookline/lanes.py)
         async with pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval(_SQL["publish_lock"]):
                 return handled
@@ -88,10 +90,12 @@ async def publish_notices(pool: Pool) -> int:
                             events,
                             only_endpoint=endpoint_id,
                             max_fanout=0,  # to one endpoint: a delivery per notice
+                            unsure=unsure,
                         )
                 except HooklineError as exc:  # its operational endpoint was just deleted
                     log.warning("operational events for %s dropped: %s", tenant_id, exc)
             await conn.execute(_SQL["drop_notices"], [n["id"] for n in notices])
+        await lanes.wake(pool, unsure)
         handled += len(notices)
         if len(notices) < _PUBLISH_BATCH:
             return handled

@@ -1,13 +1,14 @@
 """Recording: results of attempts written back to Postgres, batched, in one transaction.
 
 The transaction appends the attempts, then locks the batch's lanes (in the order every
-writer uses; after the attempts, the heaviest rows, because ingest waits on a lane's row),
+writer uses; after the attempts, the heaviest rows, because a claim skips a held lane),
 moves the deliveries, updates endpoint health, pauses or disables endpoints that asked for
-it, releases the lanes to their next head and adds to the per-minute rollups; operational
-notices it wrote are published once it has committed. Through a database outage a batch
-is retried (the leases outlast a short one); a result the database refuses is split out
-and, at worst, stored without the receiver's response, so it can never hold up the
-others or shutdown.
+it, releases the lanes to their next head and adds to the per-minute rollups. Once it has
+committed, the lanes it left empty are looked at again (an ingest may have been writing
+into them: hookline/lanes.py) and the operational notices it wrote are published.
+Through a database outage a batch is retried (the leases outlast a short one); a result
+the database refuses is split out and, at worst, stored without the receiver's response,
+so it can never hold up the others or shutdown.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from delivery.attempt import AttemptResult
 from delivery.health import publish_notices_safely, record_health
 from delivery.retries import Decision
 from delivery.rollups import record_rollups
+from hookline import lanes
 from hookline.db import Pool, Queries
 from hookline.metrics import Metrics, status_class
 from hookline.settings import Settings
@@ -145,7 +147,7 @@ class Recorder:
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
         held = dict(zip(columns[1], columns[2], strict=True))  # lane -> lease, once each
-        lanes, leases = list(held), list(held.values())
+        held_lanes, leases = list(held), list(held.values())
         (ids, lane_ids, lease_nos, statuses, numbers, retries, next_at, started, durations,
          codes, errors, sent, got, bodies) = columns  # fmt: skip
         async with self._pool.acquire() as conn, conn.transaction():
@@ -154,9 +156,9 @@ class Recorder:
                 SQL["append_attempts"],
                 ids, numbers, started, durations, codes, errors, sent, got, bodies, next_at,
             )  # fmt: skip
-            # then the lanes, held from here to the commit (ingest waits on them), before
-            # any row they guard
-            await conn.execute(SQL["lock_lanes"], lanes)
+            # then the lanes, held from here to the commit (claims skip them), before any
+            # row they guard
+            await conn.execute(SQL["lock_lanes"], held_lanes)
             await conn.execute(
                 SQL["move_deliveries"],
                 ids, lane_ids, lease_nos, statuses, numbers, retries, next_at, codes, errors,
@@ -174,8 +176,10 @@ class Recorder:
                         o.result.status_code if o.result else None,
                     )
                     notices += status == "disabled"
-            await conn.execute(SQL["release_lanes"], lanes, leases)
+            empty = await conn.fetch(SQL["release_lanes"], held_lanes, leases)
             # last: rollup rows are the hottest, so they are held for the least time
             await record_rollups(conn, batch)
+        # committed: a lane left empty may have had an ingest writing into it meanwhile
+        await lanes.wake(self._pool, [r["id"] for r in empty])
         if notices:  # committed: tell the operational endpoints now, not at the next sweep
             await publish_notices_safely(self._pool)

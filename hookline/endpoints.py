@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from hookline import secrets
+from hookline import lanes, secrets
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.errors import Conflict, InvalidInput, NotFound
 from hookline.event_types import check_events, example_data
@@ -191,12 +191,12 @@ async def update_endpoint(
         )
     values = [changes.get(name) for name in PATCHABLE]
     async with pool.acquire() as conn, conn.transaction():
-        lanes: list[int] = []
+        parked: list[int] = []
         if changes.get("status") == "active":
             records = await conn.fetch(
                 QUERIES["lock_parked_lanes"], tenant_id, endpoint_id, subscriber_id
             )
-            lanes = [r["id"] for r in records]
+            parked = [r["id"] for r in records]
         updated = row(
             await conn.fetchrow(
                 QUERIES["update_endpoint"],
@@ -209,9 +209,10 @@ async def update_endpoint(
         )
         if updated is None:
             raise NotFound(f"no endpoint {endpoint_id!r}")
-        if lanes:
+        if parked:
             # same transaction: sees the endpoint active; leaves leased lanes to their holder
-            await conn.execute(QUERIES["reschedule_lanes"], lanes)
+            # (each has something to send, so none is left empty)
+            await lanes.reschedule(conn, parked)
     if changes.get("status") == "active":
         # A claim that read the endpoint as paused may have parked a lane after the lanes
         # above were looked for; it holds a share lock on the endpoint row until it
@@ -221,7 +222,7 @@ async def update_endpoint(
                 QUERIES["lock_parked_lanes"], tenant_id, endpoint_id, subscriber_id
             )
             if late:
-                await conn.execute(QUERIES["reschedule_lanes"], [r["id"] for r in late])
+                await lanes.reschedule(conn, [r["id"] for r in late])
     return updated
 
 
@@ -269,6 +270,7 @@ async def delete_stopped_endpoints(
                     owner = await conn.fetchval(QUERIES["endpoint_exists"], *scope[:2])
                 if not owner:
                     return False
+                await conn.execute(QUERIES["lock_tails_to_delete"], *scope)
                 busy = await conn.fetchval(QUERIES["lock_lanes_to_delete"], *scope)
                 active = await conn.fetchval(QUERIES["count_active_endpoints"], *scope)
                 if busy is None and not active:

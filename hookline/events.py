@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from hookline import lanes
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.errors import Conflict, HooklineError, InvalidInput, NotFound
 from hookline.quotas import fanout_refused
@@ -64,6 +65,7 @@ async def write_events(
     *,
     only_endpoint: str | None = None,
     max_fanout: int,
+    unsure: list[int] | None = None,
 ) -> list[Written]:
     """One ingest statement for the events of one or more requests (``requests[i]`` is the
     request of event ``i``); each request is written or left out on its own. Durable on
@@ -74,7 +76,10 @@ async def write_events(
     Each event is a dict of the fields of ``api.events.EventIn`` (missing keys mean None;
     ``version`` is the schema version already checked). ``only_endpoint`` delivers to that
     endpoint alone (the endpoint test send); ``max_fanout`` caps each request's deliveries
-    (0: no limit).
+    (0: no limit). The lanes to look at again after the commit (:mod:`hookline.lanes`)
+    are woken here before returning, or, given ``unsure``, added to it for the caller to
+    wake once it has committed (``pool`` is then a connection in the caller's transaction,
+    or the caller would rather answer first).
     """
     columns: list[list[Any]] = [[e.get(c) for e in events] for c in _COLUMNS]
     try:
@@ -90,6 +95,11 @@ async def write_events(
         raise Conflict(
             "a subscriber or endpoint these events go to was deleted meanwhile; send again"
         ) from None
+    if records:
+        if unsure is None:
+            await lanes.wake(pool, records[0]["unsure"])
+        else:
+            unsure += records[0]["unsure"]
     return [
         Written(
             r["id"],
@@ -146,6 +156,7 @@ async def ingest_events(
     locs: Sequence[Loc] | None = None,
     only_endpoint: str | None = None,
     max_fanout: int,
+    unsure: list[int] | None = None,
 ) -> list[Accepted]:
     """Commit ``events`` (one request) and one delivery per endpoint that wants each: all
     or none. Durable on return.
@@ -153,7 +164,8 @@ async def ingest_events(
     ``locs[i]`` prefixes the error locations of event ``i`` (``["body"]`` for one event,
     ``["body", "events", i]`` in a batch). :class:`QuotaExceeded` when the events would
     make more than ``max_fanout`` deliveries (0: no limit); :class:`InvalidInput` for an
-    unknown subscriber; :class:`Conflict` for a producer id already taken.
+    unknown subscriber; :class:`Conflict` for a producer id already taken. ``unsure``: as
+    for :func:`write_events`.
     """
     locs = locs if locs is not None else [["body"]] * len(events)
     _refuse_repeated_ids([e.get("id") for e in events], locs)
@@ -165,6 +177,7 @@ async def ingest_events(
             [0] * len(events),
             only_endpoint=only_endpoint,
             max_fanout=max_fanout,
+            unsure=unsure,
         )
     except asyncpg.UniqueViolationError:
         ids = [e.get("id") for e in events]
@@ -293,13 +306,12 @@ async def cancel_event(pool: Pool, tenant_id: str, event_id: str) -> int:
     revive the delivery. The lanes are locked first, as every writer of lanes does.
     """
     async with pool.acquire() as conn, conn.transaction():
-        lanes = [
-            r["id"] for r in await conn.fetch(QUERIES["lock_event_lanes"], tenant_id, event_id)
-        ]
+        held = [r["id"] for r in await conn.fetch(QUERIES["lock_event_lanes"], tenant_id, event_id)]
         done = await conn.fetchrow(QUERIES["cancel_event"], tenant_id, event_id)
         if done is None:
             raise NotFound(f"no event {event_id!r}")
-        await conn.execute(QUERIES["reschedule_lanes"], lanes)
+        empty = await lanes.reschedule(conn, held)
+    await lanes.wake(pool, empty)
     cancelled: int = done["cancelled"]
     return cancelled
 

@@ -16,7 +16,7 @@ unknown subscriber or a match no longer made), and a second such failure is ever
 member's answer.
 
 Tenants do not share statements, so one tenant's costly fan-out never holds up another
-tenant's group, and a hot lane is locked once per group rather than once per event.
+tenant's group, and a hot lane's tail is locked once per group rather than once per event.
 
 A statement outlives a request that goes away (the answer is shielded), and shutdown
 needs nothing of its own: the pool closes only once the statements in flight have
@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hookline import lanes
 from hookline.db import Pool
 from hookline.errors import Conflict
 from hookline.events import Accepted, Loc, Written, refusal, write_events
@@ -60,6 +61,7 @@ class GroupCommit:
         self._committed = committed
         self._waiting: dict[str, list[_Waiting]] = {}
         self._writers: dict[str, asyncio.Task[None]] = {}
+        self._looks: set[asyncio.Task[int]] = set()
         self.statements = 0  # ingest statements run, for tests and metrics
         self.largest = 0  # the most events one statement carried
 
@@ -93,11 +95,12 @@ class GroupCommit:
         events = [w.event for w in group]
         self.statements += 1
         self.largest = max(self.largest, len(group))
+        unsure: list[int] = []
         try:
             try:
-                written = await self._statement(tenant_id, events)
+                written = await self._statement(tenant_id, events, unsure)
             except Conflict:
-                written = await self._statement(tenant_id, events)
+                written = await self._statement(tenant_id, events, unsure)
         except BaseException as exc:
             for w in group:
                 if not w.answer.done():
@@ -115,8 +118,21 @@ class GroupCommit:
                 w.answer.set_result(row.accepted())
             else:
                 w.answer.set_exception(error)
+        if unsure:
+            # the look at busy lanes after the commit (hookline/lanes.py) matters only to
+            # the worker: neither these answers nor the next group wait for it
+            look = asyncio.create_task(lanes.wake(self._pool, unsure))
+            self._looks.add(look)
+            look.add_done_callback(self._looks.discard)
 
-    async def _statement(self, tenant_id: str, events: list[dict[str, Any]]) -> list[Written]:
+    async def _statement(
+        self, tenant_id: str, events: list[dict[str, Any]], unsure: list[int]
+    ) -> list[Written]:
         return await write_events(
-            self._pool, tenant_id, events, range(len(events)), max_fanout=self._max_fanout
+            self._pool,
+            tenant_id,
+            events,
+            range(len(events)),
+            max_fanout=self._max_fanout,
+            unsure=unsure,
         )

@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from hookline import lanes
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.errors import Conflict, InvalidInput, NotFound
 from hookline.quotas import make_room_for_replay
@@ -275,12 +276,13 @@ async def run_chunk(pool: Pool, job: Job, limit: int, lease: float, schedule_len
     ``schedule_len`` is the length of the installation's retry schedule.
     """
     f = job.filter
+    unsure: list[int] = []  # lanes to look at again once committed (hookline/lanes.py)
     try:
         async with pool.acquire() as conn, conn.transaction():
             if job.stage == "deliveries":
-                after_id, queued, exhausted = await _requeue(conn, job, limit, schedule_len)
+                after_id, queued, exhausted = await _requeue(conn, job, limit, schedule_len, unsure)
             else:
-                after_id, queued, exhausted = await _queue_missed(conn, job, limit)
+                after_id, queued, exhausted = await _queue_missed(conn, job, limit, unsure)
             stage = job.stage
             finished = exhausted and (stage == "missed" or not f.missed)
             if exhausted and not finished:
@@ -299,12 +301,13 @@ async def run_chunk(pool: Pool, job: Job, limit: int, lease: float, schedule_len
                 raise _Stopped
     except _Stopped:
         return Chunk(0, more=False)
+    await lanes.wake(pool, unsure)
     job.stage, job.after_id = stage, after_id
     return Chunk(queued, more=state == "running")
 
 
 async def _requeue(
-    conn: PoolConnectionProxy, job: Job, limit: int, schedule_len: int
+    conn: PoolConnectionProxy, job: Job, limit: int, schedule_len: int, unsure: list[int]
 ) -> tuple[str | None, int, bool]:
     f = job.filter
     picked = await conn.fetch(
@@ -320,8 +323,8 @@ async def _requeue(
     )
     if not picked:
         return job.after_id, 0, True
-    lanes = sorted({r["lane_id"] for r in picked})
-    await conn.execute(QUERIES["lock_lanes_by_id"], lanes)
+    held = sorted({r["lane_id"] for r in picked})
+    await conn.execute(QUERIES["lock_lanes_by_id"], held)
     requeued = await conn.fetch(
         QUERIES["requeue_deliveries"],
         job.tenant_id,
@@ -330,12 +333,12 @@ async def _requeue(
         schedule_len,
     )
     # point idle lanes at their head (a re-queued delivery can come before the old head)
-    await conn.execute(QUERIES["reschedule_lanes"], lanes)
+    unsure += await lanes.reschedule(conn, held)
     return picked[-1]["id"], len(requeued), len(picked) < limit
 
 
 async def _queue_missed(
-    conn: PoolConnectionProxy, job: Job, limit: int
+    conn: PoolConnectionProxy, job: Job, limit: int, unsure: list[int]
 ) -> tuple[str | None, int, bool]:
     f = job.filter
     done = await conn.fetchrow(
@@ -349,6 +352,7 @@ async def _queue_missed(
         limit,
     )
     assert done is not None
+    unsure += done["unsure"]
     last: str | None = done["last_id"] or job.after_id
     return last, done["queued"], done["picked"] < limit
 

@@ -231,11 +231,21 @@ TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_age_idx ON public.idempotency_keys USING btree (created_at);
 CREATE UNIQUE INDEX idempotency_keys_pkey ON public.idempotency_keys USING btree (tenant_id, key);
 
+TABLE lane_tails (
+    endpoint_id text NOT NULL,
+    key text NOT NULL,
+    lane_id bigint NOT NULL DEFAULT nextval('lanes_id_seq'::regclass),
+    next_seq bigint NOT NULL,
+    CONSTRAINT lane_tails_lane_id_fkey FOREIGN KEY (lane_id) REFERENCES lanes(id) ON DELETE CASCADE,
+    CONSTRAINT lane_tails_pkey PRIMARY KEY (endpoint_id, key)
+);
+CREATE UNIQUE INDEX lane_tails_lane_idx ON public.lane_tails USING btree (lane_id);
+CREATE UNIQUE INDEX lane_tails_pkey ON public.lane_tails USING btree (endpoint_id, key);
+
 TABLE lanes (
     id bigint NOT NULL DEFAULT nextval('lanes_id_seq'::regclass),
     endpoint_id text NOT NULL,
     key text NOT NULL,
-    next_seq bigint NOT NULL DEFAULT 1,
     ready_at timestamp with time zone,
     lease_until timestamp with time zone,
     lease_no bigint NOT NULL DEFAULT 0,

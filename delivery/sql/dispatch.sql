@@ -64,7 +64,7 @@ FROM (SELECT d.id, p.free_at
       FROM (SELECT id, endpoint_id FROM lanes
             WHERE id = ANY ($1::bigint[]) AND ready_at <= now()
               AND (lease_until IS NULL OR lease_until < now())
-            FOR UPDATE SKIP LOCKED) d
+            FOR NO KEY UPDATE SKIP LOCKED) d
       LEFT JOIN endpoint_pace p ON p.endpoint_id = d.endpoint_id) x
 WHERE l.id = x.id;
 
@@ -79,7 +79,7 @@ FROM (SELECT id FROM endpoints
       WHERE status <> 'active'
         AND id IN (SELECT endpoint_id FROM lanes WHERE id = ANY ($1::bigint[]))
       FOR SHARE) e
-WHERE l.id IN (SELECT id FROM lanes WHERE id = ANY ($1::bigint[]) FOR UPDATE SKIP LOCKED)
+WHERE l.id IN (SELECT id FROM lanes WHERE id = ANY ($1::bigint[]) FOR NO KEY UPDATE SKIP LOCKED)
   AND l.endpoint_id = e.id;
 
 -- name: lease_lanes
@@ -88,15 +88,16 @@ WHERE l.id IN (SELECT id FROM lanes WHERE id = ANY ($1::bigint[]) FOR UPDATE SKI
 -- needed to send them. The worker sends a lane's rows one after another and stops at the
 -- first failure, so the lease covers two attempt deadlines (it starts no attempt after
 -- the first deadline has passed), and the lane falls due again when the lease runs out
--- (a worker that died holding it). A lane with nothing to send is parked (ready_at NULL).
--- Lanes are locked and re-checked first: one an ingest or a recording holds, or that is no
--- longer due and idle, is skipped (its deliveries do not come back).
+-- (a worker that died holding it). A lane with nothing to send is parked (ready_at NULL),
+-- and returns no row: the caller wakes it after the commit (hookline/lanes.py) in case an
+-- ingest was writing into it. Lanes are locked and re-checked first: one someone holds, or
+-- that is no longer due and idle, is skipped (its deliveries do not come back).
 -- $1 lane ids, $2 deliveries per lane, $3 default attempt timeout (s), $4 lease margin (s)
 WITH picked AS MATERIALIZED (
     SELECT p.id, p.n
     FROM unnest($1::bigint[], $2::int[]) AS p(id, n) JOIN lanes l ON l.id = p.id
     WHERE l.ready_at <= now() AND (l.lease_until IS NULL OR l.lease_until < now())
-    FOR UPDATE OF l SKIP LOCKED
+    FOR NO KEY UPDATE OF l SKIP LOCKED
 ), run AS (
     SELECT p.id AS lane_id, r.id, r.seq
     FROM picked p CROSS JOIN LATERAL (
@@ -181,17 +182,20 @@ WITH stuck AS (
       AND l.ready_at IS NULL AND l.lease_until IS NULL
       AND hookline_head_due(l.id) IS NOT NULL
     ORDER BY l.endpoint_id, l.key
-    FOR UPDATE OF l SKIP LOCKED
+    FOR NO KEY UPDATE OF l SKIP LOCKED
 )
 UPDATE lanes l SET ready_at = hookline_head_due(l.id)
 FROM stuck WHERE l.id = stuck.id AND l.ready_at IS NULL AND l.lease_until IS NULL;
 
 -- name: lock_lanes
 -- Lock lanes in the order every writer uses, before moving their deliveries on. Recording
--- takes them after appending its attempts: ingest waits on a lane's row to number its
--- deliveries, so the lanes are held for as little of the transaction as may be.
+-- takes them after appending its attempts, so they are held for as little of the
+-- transaction as may be: ingest no longer waits on them (it locks lane tails), but a
+-- claim skips a lane someone holds. NO KEY UPDATE, as every lock on lanes: the foreign-key
+-- checks of deliveries being written never wait on it.
 -- $1 lane ids
-SELECT id FROM lanes WHERE id = ANY ($1::bigint[]) ORDER BY endpoint_id, key FOR UPDATE;
+SELECT id FROM lanes WHERE id = ANY ($1::bigint[]) ORDER BY endpoint_id, key
+FOR NO KEY UPDATE;
 
 -- name: append_attempts
 -- Append one attempt row per result (the audit trail: whatever became of the lease).
@@ -252,9 +256,10 @@ WHERE ep.status = 'disabled' AND t.operational_endpoint_id <> ep.id;
 -- name: release_lanes
 -- End the leases that are still ours and schedule each lane by its new head (NULL when
 -- empty or its endpoint stopped); for every lane released, wake one deferred lane of the
--- same endpoint (it waited for exactly that). Runs after record_attempts in the same
--- transaction, so it sees the deliveries just moved, and after lock_lanes, so it sees
--- every ingest that committed into these lanes; deferred lanes someone holds are skipped.
+-- same endpoint (it waited for exactly that). Runs after move_deliveries in the same
+-- transaction, so it sees the deliveries just moved; deferred lanes someone holds are
+-- skipped. Returns the lanes of active endpoints left empty: an ingest may have been
+-- writing into them, so the caller wakes them after the commit (hookline/lanes.py).
 -- $1 lane ids, $2 lease numbers
 WITH released AS (
     UPDATE lanes l
@@ -262,7 +267,7 @@ WITH released AS (
         ready_at = CASE WHEN e.status = 'active' THEN hookline_head_due(l.id) END
     FROM unnest($1::bigint[], $2::bigint[]) AS r(lane_id, lease_no), endpoints e
     WHERE l.id = r.lane_id AND l.lease_no = r.lease_no AND e.id = l.endpoint_id
-    RETURNING l.endpoint_id
+    RETURNING l.id, l.endpoint_id, e.status = 'active' AND l.ready_at IS NULL AS empty
 ), freed AS (
     SELECT endpoint_id, count(*) AS n FROM released GROUP BY endpoint_id
 ), waiting AS (
@@ -271,10 +276,12 @@ WITH released AS (
         SELECT d.id FROM lanes d
         WHERE d.endpoint_id = f.endpoint_id AND d.deferred
         ORDER BY d.ready_at LIMIT f.n
-        FOR UPDATE SKIP LOCKED) w
+        FOR NO KEY UPDATE SKIP LOCKED) w
+), woken AS (
+    UPDATE lanes l SET ready_at = now(), deferred = false
+    FROM waiting w WHERE l.id = w.id AND l.deferred
 )
-UPDATE lanes l SET ready_at = now(), deferred = false
-FROM waiting w WHERE l.id = w.id AND l.deferred;
+SELECT id FROM released WHERE empty;
 
 -- name: due_backlog
 -- How many lanes are due and idle, and how long the oldest has waited (s). No parameters.

@@ -46,7 +46,7 @@ FROM attempts WHERE tenant_id = $1 AND delivery_id = $2 ORDER BY n;
 -- $1 tenant_id, $2 delivery id
 SELECT l.id FROM lanes l JOIN deliveries d ON d.lane_id = l.id
 WHERE d.tenant_id = $1 AND d.id = $2
-FOR UPDATE OF l;
+FOR NO KEY UPDATE OF l;
 
 -- name: retry_delivery
 -- Put a dead-lettered or cancelled delivery back for one immediate attempt and wake its

@@ -106,7 +106,7 @@ WHERE e.tenant_id = $1 AND l.endpoint_id = $2 AND l.ready_at IS NULL
   AND EXISTS (SELECT 1 FROM deliveries d
               WHERE d.lane_id = l.id AND d.status IN ('pending', 'retrying'))
 ORDER BY l.endpoint_id, l.key
-FOR UPDATE OF l;
+FOR NO KEY UPDATE OF l;
 
 -- name: signing_secrets
 -- The signing secrets of an endpoint that still sign (sealed), newest (the current one)
@@ -167,6 +167,15 @@ SELECT id FROM deliveries WHERE tenant_id = $1 AND event_id = $2 AND endpoint_id
 -- $1 tenant_id, $2 endpoint id or NULL, $3 subscriber id or NULL (all of its endpoints)
 UPDATE endpoints SET status = 'disabled', status_reason = 'being deleted', updated_at = now()
 WHERE tenant_id = $1 AND (id = $2 OR subscriber_id = $3) AND status = 'active';
+
+-- name: lock_tails_to_delete
+-- Lock the lane tails of endpoints about to be deleted, in the order every writer uses
+-- (tails before lanes): an ingest that began before they were stopped is either committed
+-- or waits here. $1 tenant_id, $2 endpoint id or NULL, $3 subscriber id or NULL
+SELECT 1 FROM lane_tails t JOIN endpoints e ON e.id = t.endpoint_id
+WHERE e.tenant_id = $1 AND (e.id = $2 OR e.subscriber_id = $3)
+ORDER BY t.endpoint_id, t.key
+FOR UPDATE OF t;
 
 -- name: lock_lanes_to_delete
 -- Lock every lane of endpoints about to be deleted, in the order every writer uses, and

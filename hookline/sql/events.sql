@@ -7,10 +7,11 @@
 -- splits a request of several events, hookline_batch_taken() raises and nothing at all is
 -- written, so a batch stays all or nothing. Group commit sends many one-event requests
 -- here at once; a batch comes alone as one request.
--- Each lane's upsert takes as many sequence numbers as the statement sends it, under a
--- row lock held until commit, so within a lane numbers follow commit order (and input
--- order within the statement). Lanes are locked in (endpoint_id, key) order, the order
--- every writer uses, to avoid deadlocks.
+-- Each lane's tail upsert takes as many sequence numbers as the statement sends it, under
+-- a row lock held until commit, so within a lane numbers follow commit order (and input
+-- order within the statement). Tails, then lanes, are locked in (endpoint_id, key) order,
+-- the order every writer uses, to avoid deadlocks. The first row's `unsure` lists the
+-- lanes to look at again once committed (hookline/lanes.py).
 -- $1 tenant_id, $2 producer ids, $3 types, $4 subjects, $5 urls, $6 ordering keys,
 -- $7 subscriber uids (NULL: broadcast), $8 data, $9 schema versions, $10 expiry times,
 -- $11 the only endpoint to deliver to, or NULL for all that want the events,
@@ -71,16 +72,28 @@ WITH input AS MATERIALIZED (
                            CASE m.ordering WHEN 'strict' THEN ''
                                            WHEN 'keyed' THEN coalesce(m.ordering_key, m.subject, '')
                                            ELSE m.event_id END)
-), lane AS (
-    INSERT INTO lanes AS l (tenant_id, endpoint_id, key, next_seq, ready_at)
-    SELECT DISTINCT $1, endpoint_id, key, lane_n, now() FROM target ORDER BY endpoint_id, key
-    ON CONFLICT (endpoint_id, key) DO UPDATE
-        SET next_seq = l.next_seq + excluded.next_seq, ready_at = coalesce(l.ready_at, now())
-    RETURNING id, endpoint_id, key, next_seq
+), tail AS (
+    INSERT INTO lane_tails AS l (endpoint_id, key, next_seq)
+    SELECT DISTINCT endpoint_id, key, lane_n FROM target ORDER BY endpoint_id, key
+    ON CONFLICT (endpoint_id, key) DO UPDATE SET next_seq = l.next_seq + excluded.next_seq
+    RETURNING lane_id, endpoint_id, key, next_seq, xmax = 0 AS created
+), opened AS (
+    INSERT INTO lanes (id, tenant_id, endpoint_id, key, ready_at)
+    SELECT lane_id, $1, endpoint_id, key, now() FROM tail WHERE created
+), woken AS (
+    -- a lane that was idle when this statement began is scheduled here; any other is
+    -- looked at again after the commit (the lanes of `unsure`, see hookline/lanes.py)
+    UPDATE lanes l SET ready_at = now()
+    FROM (SELECT id FROM lanes
+          WHERE id IN (SELECT lane_id FROM tail WHERE NOT created) AND ready_at IS NULL
+          ORDER BY endpoint_id, key
+          FOR NO KEY UPDATE) w
+    WHERE l.id = w.id AND l.ready_at IS NULL
+    RETURNING l.id
 ), delivery AS (
     INSERT INTO deliveries (tenant_id, event_id, endpoint_id, lane_id, seq)
-    SELECT $1, t.event_id, t.endpoint_id, lane.id, lane.next_seq - t.lane_n + t.lane_pos
-    FROM target t JOIN lane USING (endpoint_id, key)
+    SELECT $1, t.event_id, t.endpoint_id, tail.lane_id, tail.next_seq - t.lane_n + t.lane_pos
+    FROM target t JOIN tail USING (endpoint_id, key)
     RETURNING event_id
 ), fanned AS (
     SELECT event_id, count(*) AS deliveries FROM delivery GROUP BY event_id
@@ -97,7 +110,9 @@ WITH input AS MATERIALIZED (
     LEFT JOIN fanned d ON d.event_id = i.id
 )
 SELECT id, created_at, subscriber_ok, fanout, request_ok, taken, deliveries,
-       CASE WHEN written > 0 AND written < events THEN hookline_batch_taken() END AS split
+       CASE WHEN written > 0 AND written < events THEN hookline_batch_taken() END AS split,
+       CASE WHEN n = 1 THEN ARRAY(SELECT lane_id FROM tail WHERE NOT created
+                                  EXCEPT SELECT id FROM woken) END AS unsure
 FROM outcome
 ORDER BY n;
 
@@ -196,7 +211,7 @@ WHERE l.id IN (SELECT d.lane_id FROM deliveries d
                WHERE d.tenant_id = $1 AND d.event_id = $2
                  AND d.status IN ('pending', 'retrying'))
 ORDER BY l.endpoint_id, l.key
-FOR UPDATE;
+FOR NO KEY UPDATE;
 
 -- name: cancel_event
 -- Mark an event cancelled and cancel its unfinished deliveries (run after
@@ -212,16 +227,6 @@ WITH ev AS (
     RETURNING lane_id
 )
 SELECT ev.id, (SELECT count(*) FROM cancelled) AS cancelled FROM ev;
-
--- name: reschedule_lanes
--- Point idle lanes at their (possibly new) head after deliveries were cancelled or
--- revived; a leased lane is left to its holder, whose release recomputes it.
--- $1 lane ids (locked by the caller)
-UPDATE lanes l
-SET ready_at = CASE WHEN e.status = 'active' THEN hookline_head_due(l.id) END
-FROM endpoints e
-WHERE l.id = ANY ($1::bigint[]) AND e.id = l.endpoint_id
-  AND (l.lease_until IS NULL OR l.lease_until < now());
 
 -- name: link_secrets
 -- The signing secrets (sealed) still signing for an endpoint that was sent an event, with

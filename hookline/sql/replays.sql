@@ -94,7 +94,8 @@ SELECT id, lane_id FROM hookline_replay_deliveries($1, $2, $3, $4, $5, $6, $7, $
 -- name: lock_lanes_by_id
 -- Lock lanes in the order every writer uses, before touching their deliveries.
 -- $1 lane ids
-SELECT id FROM lanes WHERE id = ANY ($1::bigint[]) ORDER BY endpoint_id, key FOR UPDATE;
+SELECT id FROM lanes WHERE id = ANY ($1::bigint[]) ORDER BY endpoint_id, key
+FOR NO KEY UPDATE;
 
 -- name: requeue_deliveries
 -- Give each delivery still in one of the statuses one more immediate attempt (as a manual
@@ -115,9 +116,10 @@ RETURNING d.lane_id;
 
 -- name: queue_missed_events
 -- Give the endpoint a delivery of each of the next events it never got, with new sequence
--- numbers at the end of their lanes: the lane upsert of ingest (lanes locked in
--- (endpoint_id, key) order, numbers taken under the row lock), in event id order.
--- Returns how many events were picked, the last one's id, and how many were queued.
+-- numbers at the end of their lanes, in event id order, as ingest numbers them (tails
+-- locked in (endpoint_id, key) order, numbers taken under the row lock; see events.sql).
+-- Returns how many events were picked, the last one's id, how many were queued, and the
+-- lanes to wake once committed (hookline/lanes.py).
 -- $1 tenant_id, $2 endpoint id, $3 types or NULL, $4 since, $5 until, $6 after this event
 -- id or NULL, $7 limit
 WITH picked AS MATERIALIZED (
@@ -134,21 +136,32 @@ WITH picked AS MATERIALIZED (
            row_number() OVER (lane_window ORDER BY t.event_id) AS lane_pos
     FROM target t
     WINDOW lane_window AS (PARTITION BY t.key)
-), lane AS (
-    INSERT INTO lanes AS l (tenant_id, endpoint_id, key, next_seq, ready_at)
-    SELECT DISTINCT $1, endpoint_id, key, lane_n, now() FROM numbered ORDER BY endpoint_id, key
-    ON CONFLICT (endpoint_id, key) DO UPDATE
-        SET next_seq = l.next_seq + excluded.next_seq, ready_at = coalesce(l.ready_at, now())
-    RETURNING id, endpoint_id, key, next_seq
+), tail AS (
+    INSERT INTO lane_tails AS l (endpoint_id, key, next_seq)
+    SELECT DISTINCT endpoint_id, key, lane_n FROM numbered ORDER BY endpoint_id, key
+    ON CONFLICT (endpoint_id, key) DO UPDATE SET next_seq = l.next_seq + excluded.next_seq
+    RETURNING lane_id, endpoint_id, key, next_seq, xmax = 0 AS created
+), opened AS (
+    INSERT INTO lanes (id, tenant_id, endpoint_id, key, ready_at)
+    SELECT lane_id, $1, endpoint_id, key, now() FROM tail WHERE created
+), woken AS (
+    UPDATE lanes l SET ready_at = now()
+    FROM (SELECT id FROM lanes
+          WHERE id IN (SELECT lane_id FROM tail WHERE NOT created) AND ready_at IS NULL
+          ORDER BY endpoint_id, key
+          FOR NO KEY UPDATE) w
+    WHERE l.id = w.id AND l.ready_at IS NULL
+    RETURNING l.id
 ), delivery AS (
     INSERT INTO deliveries (tenant_id, event_id, endpoint_id, lane_id, seq)
-    SELECT $1, n.event_id, n.endpoint_id, lane.id, lane.next_seq - n.lane_n + n.lane_pos
-    FROM numbered n JOIN lane USING (endpoint_id, key)
+    SELECT $1, n.event_id, n.endpoint_id, tail.lane_id, tail.next_seq - n.lane_n + n.lane_pos
+    FROM numbered n JOIN tail USING (endpoint_id, key)
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM picked) AS picked,
        (SELECT max(event_id) FROM picked) AS last_id,
-       (SELECT count(*) FROM delivery) AS queued;
+       (SELECT count(*) FROM delivery) AS queued,
+       ARRAY(SELECT lane_id FROM tail WHERE NOT created EXCEPT SELECT id FROM woken) AS unsure;
 
 -- name: advance_replay
 -- Record a chunk's progress and renew the lease, only while the lease is still ours and the

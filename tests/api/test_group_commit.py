@@ -57,7 +57,7 @@ async def test_a_lone_event_is_written_at_once_and_later_ones_group_behind_it(
     await group.ingest(tenant.id, _event())  # nothing to wait for: one statement, now
     assert group.statements == 1 and group.largest == 1
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT * FROM lanes FOR UPDATE")  # the next statement waits
+        await conn.execute("SELECT * FROM lane_tails FOR UPDATE")  # the next statement waits
         first = asyncio.ensure_future(group.ingest(tenant.id, _event()))
         await _blocked(pool)
         later = asyncio.gather(*(group.ingest(tenant.id, _event()) for _ in range(10)))
