@@ -1,7 +1,8 @@
 """What the endpoint routes take and return.
 
-The field types are shared by :class:`EndpointIn` (register) and :class:`EndpointPatch`
-(change some fields), so both refuse the same things.
+The field types, limits and defaults are the kernel's (:mod:`hookline.endpoint_fields`),
+shared by :class:`EndpointIn` (register), :class:`EndpointPatch` (change some fields) and
+the dashboard's form, so all refuse the same things.
 """
 
 from __future__ import annotations
@@ -13,131 +14,34 @@ from pydantic import AfterValidator, BaseModel, Field
 from pydantic.config import JsonDict
 
 from api.schemas import ListQuery, Name, Strict, Text, Url
-from hookline.secrets import SignatureKind, check_signing_secret
-from hookline.vault import CREDENTIAL_WORDS, REDACTED
-
-# headers hookline sets itself; an endpoint's custom headers may not replace them
-RESERVED_HEADERS = frozenset(
-    {
-        "content-type",
-        "content-length",
-        "host",
-        "user-agent",
-        "webhook-id",
-        "webhook-timestamp",
-        "webhook-signature",
-        "hookline-attempt",
-        "hookline-sequence",
-        "transfer-encoding",
-        "connection",
-    }
+from hookline.endpoint_fields import (
+    DEFAULT_FORMAT,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_ON_EXHAUSTED,
+    DEFAULT_ORDERING,
+    DEFAULT_PAYLOAD,
+    DEFAULT_SIGNATURE,
+    DisableAfter,
+    EventTypes,
+    Format,
+    FormatKind,
+    Headers,
+    MaxInFlight,
+    OnExhausted,
+    OnExhaustedKind,
+    Ordering,
+    OrderingKind,
+    Payload,
+    PayloadKind,
+    RateLimit,
+    RetrySchedule,
+    SchemaVersion,
+    SensitiveHeaders,
+    Signature,
+    Timeout,
 )
-
-
-def _no_reserved(value: dict[str, str]) -> dict[str, str]:
-    clash = sorted(k for k in value if k.lower() in RESERVED_HEADERS)
-    if clash:
-        raise ValueError(f"hookline sets these headers itself: {', '.join(clash)}")
-    lowered = [k.lower() for k in value]
-    twice = sorted({k for k in value if lowered.count(k.lower()) > 1})
-    if twice:
-        raise ValueError(f"header names are not case-sensitive: {', '.join(twice)} repeat")
-    return value
-
-
-_WORDS = ", ".join(f"`{w}`" for w in CREDENTIAL_WORDS)
-HeaderName = Annotated[str, Field(max_length=100, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")]
-# what HTTP/1.1 can carry as a field value and every receiver reads the same way: visible
-# ASCII, spaces and tabs (RFC 9110 5.5, without obsolete non-ASCII text); anything else
-# would be accepted here and then fail every delivery
-HeaderValue = Annotated[
-    str,
-    Field(
-        max_length=1000,
-        pattern=r"^[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?$|^$",
-        description="Visible ASCII, with spaces or tabs between.",
-    ),
-]
-Headers = Annotated[
-    dict[HeaderName, HeaderValue],
-    Field(
-        max_length=20,
-        description="Custom request headers (not hookline's own). Values of credential "
-        f"headers (a name with {_WORDS} in it, or one listed in `sensitive_headers`) are "
-        f"stored encrypted and shown as `{REDACTED}`; sending `{REDACTED}` back keeps the "
-        "stored value.",
-    ),
-    AfterValidator(_no_reserved),
-]
-SensitiveHeaders = Annotated[
-    list[HeaderName],
-    Field(
-        max_length=20,
-        description="Further custom headers whose values are credentials: stored encrypted, "
-        "never shown, redacted in attempt history.",
-    ),
-]
-EventTypes = Annotated[
-    list[Name], Field(min_length=1, max_length=500, description="Types to receive; null: all.")
-]
-Ordering = Annotated[
-    Literal["strict", "keyed", "none"],
-    Field(
-        description="One at a time in order (`strict`), per ordering key (`keyed`), or in "
-        "parallel (`none`). A change applies to events ingested from then on."
-    ),
-]
-OnExhausted = Annotated[
-    Literal["dead_letter", "pause"],
-    Field(description="When a head exhausts its retries: dead-letter it and go on, or pause."),
-]
-Payload = Annotated[Literal["thin", "full"], Field(description="Thin notification or full data.")]
-Format = Annotated[Literal["standard", "cloudevents"], Field(description="Body format.")]
-# at least 10 ms: a smaller positive number rounds to 0 in the database's real column
-Timeout = Annotated[
-    float, Field(ge=0.01, le=30, description="Seconds per attempt; null: the global default.")
-]
-RateLimit = Annotated[int, Field(gt=0, le=100_000, description="Deliveries per second at most.")]
-MaxInFlight = Annotated[
-    int,
-    Field(
-        ge=1,
-        le=1000,
-        description="Deliveries in flight at once, across workers (`keyed`, `none`; "
-        "`strict` sends one at a time).",
-    ),
-]
-SchemaVersion = Annotated[
-    int,
-    Field(ge=1, le=1_000_000, description="Receive only events of this schema version."),
-]
-Signature = Annotated[
-    SignatureKind,
-    Field(
-        description="How deliveries are signed: `hmac` (`v1`, a shared `whsec_` secret) or "
-        "`ed25519` (`v1a`, a keypair hookline makes; the subscriber gets only the `whpk_` "
-        "public key)."
-    ),
-]
-RetrySchedule = Annotated[
-    list[Annotated[float, Field(ge=0, le=7 * 86400)]],
-    Field(
-        min_length=1,
-        max_length=50,
-        description="Seconds between attempts (+-20% jitter), one retry each; null: the "
-        "installation's HOOKLINE_RETRY_SCHEDULE.",
-    ),
-]
-DisableAfter = Annotated[
-    float,
-    Field(
-        ge=1,
-        le=90 * 86400,
-        description="Seconds the endpoint may fail without a single success before hookline "
-        "disables it (warnings at 50% and 90%); null: the tenant's, else the installation's "
-        "HOOKLINE_ENDPOINT_DISABLE_AFTER (5 days).",
-    ),
-]
+from hookline.secrets import SignatureKind, check_signing_secret
+from hookline.vault import REDACTED
 
 
 class EndpointIn(Strict):
@@ -145,18 +49,18 @@ class EndpointIn(Strict):
     url: Url
     description: Text = ""
     event_types: EventTypes | None = None
-    ordering: Ordering = "strict"
-    on_exhausted: OnExhausted = "dead_letter"
-    payload: Payload = "thin"
-    format: Format = "standard"
+    ordering: Ordering = DEFAULT_ORDERING
+    on_exhausted: OnExhausted = DEFAULT_ON_EXHAUSTED
+    payload: Payload = DEFAULT_PAYLOAD
+    format: Format = DEFAULT_FORMAT
     timeout: Timeout | None = None
     rate_limit: RateLimit | None = None
-    max_in_flight: MaxInFlight = 10
+    max_in_flight: MaxInFlight = DEFAULT_MAX_IN_FLIGHT
     headers: Headers = Field(default_factory=dict)
     sensitive_headers: SensitiveHeaders = Field(default_factory=list)
     schema_version: SchemaVersion | None = None
     retry_schedule: RetrySchedule | None = None
-    signature: Signature = "hmac"
+    signature: Signature = DEFAULT_SIGNATURE
     disable_after: DisableAfter | None = None
 
 
@@ -234,10 +138,10 @@ class EndpointOut(BaseModel):
     url: str
     description: str
     event_types: list[str] | None
-    ordering: Literal["strict", "keyed", "none"]
-    on_exhausted: Literal["dead_letter", "pause"]
-    payload: Literal["thin", "full"]
-    format: Literal["standard", "cloudevents"]
+    ordering: OrderingKind
+    on_exhausted: OnExhaustedKind
+    payload: PayloadKind
+    format: FormatKind
     timeout: float | None
     rate_limit: int | None
     max_in_flight: int

@@ -8,11 +8,10 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.config import JsonDict
 
+from hookline.fields import Name, Text, Url
 from hookline.moments import RANGE, check_moment
 
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
-Text = Annotated[str, Field(max_length=1000)]
-Url = Annotated[str, Field(min_length=1, max_length=2048)]
+__all__ = ["Name", "Text", "Url"]  # the kernel's, re-exported for the API's models
 
 
 def _say_range(schema: JsonDict) -> None:

@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from dashboard.endpoint_form import NAME
 from dashboard.endpoints import (
     FINISHED,
     duration,
@@ -30,6 +29,7 @@ from dashboard.web import form, render, ring, services, viewer
 from hookline import endpoints as kernel
 from hookline.endpoint_secrets import rotate_secret, signing_keys
 from hookline.errors import Busy, Conflict, InvalidInput, NotFound
+from hookline.fields import is_name
 from hookline.replays import ReplayFilter, create_replay
 from hookline.secrets import SignatureKind
 from hookline.sessions import Session
@@ -128,7 +128,7 @@ async def send_test(request: Request) -> Response:
     problem = None
     if endpoint["status"] != "active":
         problem = f"Not sent: the endpoint is {endpoint['status']}; resume it first."
-    elif not NAME.fullmatch(type_):
+    elif not is_name(type_):
         problem = "Choose the event type to send (letters, digits and . _ : - only)."
     else:
         svc = services(request)

@@ -1,55 +1,28 @@
 """The endpoint form: what it offers, and reading what was posted into the fields the
 kernel takes, with a message per field for anything wrong.
 
-The limits are the API's (``api/endpoint_models.py``), checked here because the dashboard
-does not import the API; what only the kernel can tell (the SSRF check of the URL, whether
-the subscriber exists) comes back as :class:`~hookline.errors.InvalidInput` and is put next
-to its field by :func:`kernel_errors`, worded for the person looking by :func:`say`.
+The fields, limits, defaults and choices are the kernel's (:mod:`hookline.endpoint_fields`,
+which the API's models are built from too): a value is checked here with the kernel's own
+types, and the messages quote its limits. What only the kernel can tell (the SSRF check of
+the URL, whether the subscriber exists) comes back as :class:`~hookline.errors.InvalidInput`
+and is put next to its field by :func:`kernel_errors`, worded for the person looking by
+:func:`say`.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import FormData
 
+from hookline import endpoint_fields as spec
 from hookline.db import Row
 from hookline.errors import InvalidInput
+from hookline.fields import TEXT_MAX, URL_MAX, Name, Text, Url
 from hookline.sessions import Session
 
-ORDERINGS = (
-    (
-        "strict",
-        "one at a time, in the order events were accepted; the next waits until the "
-        "one before succeeds or is dead-lettered",
-    ),
-    (
-        "keyed",
-        "in order per ordering key (the event's subject unless the producer sets "
-        "one); different keys go in parallel",
-    ),
-    ("none", "no order: deliveries go out in parallel, up to the in-flight limit"),
-)
-PAYLOADS = (
-    ("thin", "Thin: id, type, subject and a signed link to fetch the whole event"),
-    ("full", "Full: the event's data in the body"),
-)
-FORMATS = (
-    ("standard", "Standard Webhooks JSON"),
-    ("cloudevents", "CloudEvents 1.0 (structured mode)"),
-)
-ON_EXHAUSTED = (
-    ("dead_letter", "Dead-letter it and go on with the next"),
-    ("pause", "Pause the endpoint until someone resumes it"),
-)
-SIGNATURES = (
-    ("hmac", "HMAC-SHA256 with a shared whsec_ secret"),
-    ("ed25519", "Ed25519: verify with a whpk_ public key; the private key never leaves hookline"),
-)
 # what the form edits (subscriber and signature only at registration)
 EDITABLE = (
     "url",
@@ -64,10 +37,48 @@ EDITABLE = (
     "max_in_flight",
 )
 FIELDS = ("subscriber", *EDITABLE, "signature")
-#: What a name (an event type, a subscriber's uid) may be, as the API says.
-NAME = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 # how hookline.targets ends the refusal of an address: advice for whoever runs hookline
 _TARGET_HINT = "; add the network to HOOKLINE_ALLOWED_TARGET_NETWORKS to allow it"
+
+
+def _n(value: float) -> str:
+    return f"{value:,g}" if value < 10_000 else f"{value:,.0f}"
+
+
+_LOW, _HIGH = spec.TIMEOUT_RANGE
+_RATE_LOW, _RATE_HIGH = spec.RATE_LIMIT_RANGE
+_FLIGHT_LOW, _FLIGHT_HIGH = spec.MAX_IN_FLIGHT_RANGE
+# each checked field: the kernel's type, and what to say when a value is not one
+_CHECKS: dict[str, tuple[TypeAdapter[Any], str]] = {
+    "url": (
+        TypeAdapter(Url),
+        f"the http(s) URL of the receiver (at most {_n(URL_MAX)} characters), "
+        "e.g. https://example.com/hooks",
+    ),
+    "description": (TypeAdapter(Text), f"at most {_n(TEXT_MAX)} characters"),
+    "event_types": (
+        TypeAdapter(spec.EventTypes),
+        f"pick at most {_n(spec.EVENT_TYPES_MAX)} types from the catalog",
+    ),
+    "timeout": (
+        TypeAdapter(spec.Timeout),
+        f"seconds from {_n(_LOW)} to {_n(_HIGH)}, e.g. 5 or 2.5; leave it empty for the default",
+    ),
+    "rate_limit": (
+        TypeAdapter(spec.RateLimit),
+        f"a whole number of deliveries per second from {_n(_RATE_LOW)} to "
+        f"{_n(_RATE_HIGH)}; leave it empty for no limit",
+    ),
+    "max_in_flight": (
+        TypeAdapter(spec.MaxInFlight),
+        f"a whole number from {_n(_FLIGHT_LOW)} to {_n(_FLIGHT_HIGH)}",
+    ),
+    "subscriber": (TypeAdapter(Name), "choose the subscriber this endpoint belongs to"),
+}
+# fields whose empty value means "none" (the default, or no limit)
+_OPTIONAL = frozenset({"timeout", "rate_limit"})
+# what a browser sends is text: these are read as numbers first
+_NUMBERS = {"timeout": float, "rate_limit": int, "max_in_flight": int}
 
 
 @dataclass
@@ -86,16 +97,13 @@ def _seconds(value: float | None) -> str:
 
 
 def blank_form(subscriber: str = "") -> EndpointForm:
+    """A new endpoint's form, showing the kernel's defaults."""
     values = dict.fromkeys(FIELDS, "")
-    values.update(
-        subscriber=subscriber,
-        ordering="strict",
-        on_exhausted="dead_letter",
-        payload="thin",
-        format="standard",
-        max_in_flight="10",
-        signature="hmac",
-    )
+    for name in FIELDS:
+        default = spec.DEFAULTS.get(name)
+        if isinstance(default, str | int) and not isinstance(default, bool):
+            values[name] = str(default)
+    values["subscriber"] = subscriber
     return EndpointForm(values, [])
 
 
@@ -105,88 +113,53 @@ def form_of(endpoint: Row) -> EndpointForm:
     return EndpointForm(values, list(endpoint["event_types"] or []))
 
 
-def _choice(f: EndpointForm, name: str, options: Sequence[tuple[str, str]]) -> None:
-    keys = [key for key, _ in options]
+def _choice(f: EndpointForm, name: str) -> None:
+    keys = spec.options(name)
     if f.values[name] in keys:
         f.fields[name] = f.values[name]
     else:
         f.errors[name] = f"choose one of: {', '.join(keys)}"
 
 
-def _number(
-    f: EndpointForm,
-    name: str,
-    parse: Callable[[str], float],
-    low: float,
-    high: float,
-    say: str,
-    *,
-    optional: bool = True,
-) -> None:
-    """A number from ``low`` to ``high``; empty is None (the default) if ``optional``.
-    ``say`` is the message for anything else."""
-    text = f.values[name]
-    if not text and optional:
-        f.fields[name] = None
-        return
+def _check(f: EndpointForm, name: str, value: Any) -> None:
+    """``value`` as the kernel's type for ``name`` takes it, else the field's message."""
+    adapter, message = _CHECKS[name]
+    if name in _NUMBERS and isinstance(value, str):
+        if not value and name in _OPTIONAL:
+            f.fields[name] = None
+            return
+        try:
+            value = _NUMBERS[name](value)
+        except ValueError:
+            f.errors[name] = message
+            return
     try:
-        value = parse(text)
-    except ValueError:
-        value = math.nan
-    if math.isfinite(value) and low <= value <= high:
-        f.fields[name] = value
-    else:
-        f.errors[name] = say
+        f.fields[name] = adapter.validate_python(value)
+    except ValidationError:
+        f.errors[name] = message
 
 
 def read_form(data: FormData, *, creating: bool, session: Session) -> EndpointForm:
-    """The posted form, checked with the API's limits; the kernel checks the rest."""
+    """The posted form, checked with the kernel's types; the kernel checks the rest."""
     values = {name: str(data.get(name) or "").strip() for name in FIELDS}
     types = list(dict.fromkeys(str(t) for t in data.getlist("event_types")))
     f = EndpointForm(values, types)
-    if not values["url"]:
-        f.errors["url"] = (
-            "required: the http(s) URL of the receiver, e.g. https://example.com/hooks"
-        )
-    elif len(values["url"]) > 2048:
-        f.errors["url"] = "at most 2,048 characters"
+    _check(f, "url", values["url"])
+    _check(f, "description", values["description"])
+    if types:
+        _check(f, "event_types", types)
     else:
-        f.fields["url"] = values["url"]
-    if len(values["description"]) > 1000:
-        f.errors["description"] = "at most 1,000 characters"
-    f.fields["description"] = values["description"]
-    if any(not NAME.fullmatch(t) for t in types) or len(types) > 500:
-        f.errors["event_types"] = "pick at most 500 types from the catalog"
-    f.fields["event_types"] = types or None  # none picked: every type
-    _choice(f, "ordering", [(key, "") for key, _ in ORDERINGS])
-    _choice(f, "on_exhausted", ON_EXHAUSTED)
-    _choice(f, "payload", PAYLOADS)
-    _choice(f, "format", FORMATS)
-    _number(
-        f,
-        "timeout",
-        float,
-        0.01,
-        30,
-        "seconds from 0.01 to 30, e.g. 5 or 2.5; leave it empty for the default",
-    )
-    _number(
-        f,
-        "rate_limit",
-        int,
-        1,
-        100_000,
-        "a whole number of deliveries per second from 1 to 100,000; leave it empty for no limit",
-    )
-    _number(f, "max_in_flight", int, 1, 1000, "a whole number from 1 to 1,000", optional=False)
+        f.fields["event_types"] = None  # none picked: every type
+    for name in ("ordering", "on_exhausted", "payload", "format"):
+        _choice(f, name)
+    for name in ("timeout", "rate_limit", "max_in_flight"):
+        _check(f, name, values[name])
     if creating:
-        _choice(f, "signature", SIGNATURES)
+        _choice(f, "signature")
         if session.is_subscriber:
             f.fields["subscriber"] = session.subscriber_uid
-        elif NAME.fullmatch(values["subscriber"]):
-            f.fields["subscriber"] = values["subscriber"]
         else:
-            f.errors["subscriber"] = "choose the subscriber this endpoint belongs to"
+            _check(f, "subscriber", values["subscriber"])
     return f
 
 

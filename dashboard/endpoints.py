@@ -24,11 +24,6 @@ from starlette.routing import BaseRoute, Route
 
 from dashboard.endpoint_form import (
     EDITABLE,
-    FORMATS,
-    ON_EXHAUSTED,
-    ORDERINGS,
-    PAYLOADS,
-    SIGNATURES,
     EndpointForm,
     blank_form,
     form_of,
@@ -37,6 +32,7 @@ from dashboard.endpoint_form import (
     say,
 )
 from dashboard.web import form, render, services, viewer
+from hookline import endpoint_fields as spec
 from hookline import endpoints as kernel
 from hookline.db import Pool, Row
 from hookline.deliveries import get_delivery, list_deliveries
@@ -140,11 +136,11 @@ async def _form_page(
         # picked types the catalog lacks (the tenant accepts unknown types): kept, shown
         extra_types=[t for t in f.event_types if t not in known],
         subscribers=[] if endpoint else await _subscribers(svc.pool, session),
-        orderings=ORDERINGS,
-        payloads=PAYLOADS,
-        formats=FORMATS,
-        on_exhausted=ON_EXHAUSTED,
-        signatures=SIGNATURES,
+        orderings=list(spec.ORDERINGS.items()),
+        payloads=list(spec.PAYLOADS.items()),
+        formats=list(spec.FORMATS.items()),
+        on_exhausted=list(spec.ON_EXHAUSTED.items()),
+        signatures=list(spec.SIGNATURES.items()),
         default_timeout=svc.settings.delivery_timeout,
     )
 
@@ -196,7 +192,7 @@ async def create(request: Request) -> Response:
             svc.pool,
             session.tenant_id,
             svc.settings.allowed_networks,
-            {**f.fields, "headers": {}},
+            f.fields,
             quota=svc.settings.tenant_max_endpoints,
             vault=svc.vault,
         )
@@ -315,7 +311,7 @@ async def render_detail(
         recent=recent,
         test_types=test_types,
         offer=await _replay_offer(request, session, endpoint, request.query_params),
-        orderings=dict(ORDERINGS),
+        orderings=spec.ORDERINGS,
         default_timeout=svc.settings.delivery_timeout,
         finished=FINISHED,
         **context,

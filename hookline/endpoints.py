@@ -16,6 +16,7 @@ import orjson
 
 from hookline import lanes, secrets
 from hookline.db import QUERIES, Pool, Row, row
+from hookline.endpoint_fields import DEFAULTS
 from hookline.errors import Conflict, InvalidInput, NotFound
 from hookline.event_types import check_events, example_data
 from hookline.events import ingest_event
@@ -77,13 +78,15 @@ async def create_endpoint(
     """Register an endpoint after checking its URL against SSRF; it gets a new secret of
     the kind ``fields["signature"]`` names (``hmac`` unless given), or an ed25519 keypair.
 
-    ``fields`` are the validated API fields (see ``api.endpoint_models.EndpointIn``).
-    :class:`QuotaExceeded` when the tenant has ``quota`` endpoints already (0: no limit).
+    ``fields`` are validated with the types of :mod:`hookline.endpoint_fields`; a setting
+    left out gets its default there. :class:`QuotaExceeded` when the tenant has ``quota``
+    endpoints already (0: no limit).
     """
+    fields = {**DEFAULTS, **fields}
     await _check_url(fields["url"], allowed)
-    marked = list(fields.get("sensitive_headers") or [])
+    marked = list(fields["sensitive_headers"] or [])
     headers = _stored_headers(vault, tenant_id, fields["headers"], marked, None)
-    secret = secrets.new_secret(fields.get("signature", "hmac"))
+    secret = secrets.new_secret(fields["signature"])
     try:
         async with pool.acquire() as conn, conn.transaction():
             await make_room(conn, tenant_id, "endpoints", quota)
@@ -103,10 +106,10 @@ async def create_endpoint(
                     fields["rate_limit"],
                     fields["max_in_flight"],
                     headers,
-                    fields.get("schema_version"),
+                    fields["schema_version"],
                     vault.seal_secret(secret, tenant_id),
-                    fields.get("retry_schedule"),
-                    fields.get("disable_after"),
+                    fields["retry_schedule"],
+                    fields["disable_after"],
                     secrets.signature_kind(secret),
                     marked,
                 )

@@ -1,0 +1,28 @@
+"""The shapes every part of hookline takes a name, a text or a URL in, said once.
+
+The API's models, the dashboard's forms and the OpenAPI document derive from these (the
+limits are named constants so that a form's message can quote them).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import Field
+
+NAME_MAX = 200
+#: What a name (an event type, a subscriber's uid, a tenant's) may be made of.
+NAME_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+NAME = re.compile(NAME_PATTERN)
+TEXT_MAX = 1000
+URL_MAX = 2048
+
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)]
+Text = Annotated[str, Field(max_length=TEXT_MAX)]
+Url = Annotated[str, Field(min_length=1, max_length=URL_MAX)]
+
+
+def is_name(value: str) -> bool:
+    """Whether ``value`` is a valid :data:`Name`."""
+    return 0 < len(value) <= NAME_MAX and NAME.match(value) is not None
