@@ -88,7 +88,10 @@ async def _services(settings: Settings) -> AsyncIterator[tuple[Pool, Redis]]:
 
 async def _migrate(settings: Settings) -> list[str]:
     async with open_pool(settings, size=2) as pool, pool.acquire() as conn:
-        return await migrate(conn)  # type: ignore[arg-type]  # a pool proxy is a Connection
+        return await migrate(
+            conn,  # type: ignore[arg-type]  # a pool proxy is a Connection
+            statement_timeout=settings.migration_statement_timeout,
+        )
 
 
 async def _serve(

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
     # Connections in each process's Postgres pool.
     db_pool_size: int = Field(default=10, ge=2)
+    # Longest one statement of a migration's transaction may run, seconds (0: no limit);
+    # index builds on big tables run outside it, without a limit (hookline/migrations.py).
+    migration_statement_timeout: float = Field(default=600.0, ge=0)
 
     # -- the HTTP edge of `hookline serve` (what one client can hold of the server) --------
     # Connections one process keeps open at once. Past it, the connection that has waited

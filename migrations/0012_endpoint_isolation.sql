@@ -2,9 +2,6 @@
 -- (across every worker) and how fast it may be sent to (its rate_limit), both decided
 -- when lanes are claimed.
 
--- Leased lanes, by endpoint: what "in flight" counts. Small: only lanes a worker holds
--- (or held, until a dead worker's lease is taken over).
-CREATE INDEX lanes_leased_idx ON lanes (endpoint_id) WHERE lease_until IS NOT NULL;
 
 -- Pacing of endpoints with a rate_limit, as a generic cell rate algorithm: tat is the
 -- theoretical arrival time of the next delivery; nothing more may be sent before free_at
@@ -33,3 +30,9 @@ $$;
 -- Parallel lanes (keyed, none) get ten requests in flight unless told otherwise: one
 -- would make `none` as serial as `strict`.
 ALTER TABLE endpoints ALTER COLUMN max_in_flight SET DEFAULT 10;
+
+-- outside the transaction
+-- Leased lanes, by endpoint: what "in flight" counts. Small: only lanes a worker holds
+-- (or held, until a dead worker's lease is taken over).
+CREATE INDEX CONCURRENTLY IF NOT EXISTS lanes_leased_idx ON lanes (endpoint_id)
+    WHERE lease_until IS NOT NULL;

@@ -325,6 +325,7 @@ TABLE schema_migrations (
     version integer NOT NULL,
     name text NOT NULL,
     applied_at timestamp with time zone NOT NULL DEFAULT now(),
+    complete boolean NOT NULL DEFAULT true,
     CONSTRAINT schema_migrations_pkey PRIMARY KEY (version)
 );
 CREATE UNIQUE INDEX schema_migrations_pkey ON public.schema_migrations USING btree (version);
