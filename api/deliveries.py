@@ -85,7 +85,7 @@ async def retry(request: Request) -> Response:
     owner = await tenant(request)
     svc = services(request)
     found = await retry_delivery(
-        svc.pool, owner.id, request.path_params["id"], len(svc.settings.retry_schedule)
+        svc.pool, owner.id, request.path_params["id"], svc.settings.retry_schedule
     )
     svc.doorbell.ring()
     return JSON(delivery_shape(found), status_code=202)

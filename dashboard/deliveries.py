@@ -315,7 +315,7 @@ async def retry(request: Request) -> Response:
             svc.pool,
             session.tenant_id,
             delivery_id,
-            len(svc.settings.retry_schedule),
+            svc.settings.retry_schedule,
             session.subscriber_id,
         )
     except NotFound:

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 
 import httpx
 
+from delivery.outcome import AttemptResult
 from hookline import __version__
 from hookline.targets import TargetRefused
 from hookline.vault import REDACTED, is_credential
@@ -28,20 +28,6 @@ EXCERPT_BYTES = 4096  # of a response body, kept on the attempt for people to re
 def _parsed(url: str) -> httpx.URL:
     # parsing a URL is a fifth of httpx's cost per request; endpoints repeat
     return httpx.URL(url)
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    started_at: datetime
-    duration_ms: float
-    status_code: int | None = None
-    error: str | None = None
-    response_headers: dict[str, str] = field(default_factory=dict)
-    response_body: str = ""
-
-    @property
-    def retry_after(self) -> str | None:
-        return self.response_headers.get("retry-after")
 
 
 def request_headers(

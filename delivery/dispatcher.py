@@ -33,9 +33,11 @@ from datetime import UTC, datetime
 import asyncpg
 import httpx
 
-from delivery.attempt import AttemptResult, redacted, send
+from delivery.attempt import redacted, send
+from delivery.outcome import AttemptResult, Outcome
 from delivery.pacing import Candidate, Pace, admit, advance, tenant_rooms
-from delivery.recorder import OUTAGE, SQL, Outcome, Recorder
+from delivery.queries import SQL
+from delivery.recorder import OUTAGE, Recorder
 from delivery.request import build_request
 from delivery.retries import Decision, decide
 from hookline import lanes
@@ -215,6 +217,7 @@ class Dispatcher:
                 list(admission.lease.values()),
                 settings.delivery_timeout,
                 settings.lease_margin,
+                settings.retry_schedule,
             )
             paces = self._paces(open_, jobs)
             if paces:
@@ -341,8 +344,9 @@ class Dispatcher:
             status_code=result.status_code,
             retry_after=result.retry_after,
             retries_used=job["retries_used"],
-            # the endpoint's own schedule, else the installation's
-            schedule=job["retry_schedule"] or settings.retry_schedule,
+            # resolved by the claim (hookline_retry_schedule): the endpoint's, else the
+            # tenant's, else the installation's
+            schedule=job["retry_schedule"],
             on_exhausted=job["on_exhausted"],
             retry_after_cap=settings.retry_after_cap,
             now=datetime.now(UTC),

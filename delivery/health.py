@@ -21,23 +21,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from delivery.outcome import Outcome
+from delivery.queries import SQL
 from hookline import lanes
-from hookline.db import Pool, Queries
+from hookline.db import Pool
 from hookline.errors import HooklineError
 from hookline.events import ingest_events
 
-if TYPE_CHECKING:
-    from delivery.recorder import Outcome
-
 log = logging.getLogger(__name__)
 
-_SQL = Queries(Path(__file__).resolve().parent / "sql")
 _PUBLISH_BATCH = 500  # notices per transaction (ingest takes up to 1000 events at once)
 
 
@@ -67,7 +64,7 @@ async def record_health(
             column.append(value)
     if not columns[0]:
         return 0
-    written: int = await conn.fetchval(_SQL["record_health"], *columns, disable_after)
+    written: int = await conn.fetchval(SQL["record_health"], *columns, disable_after)
     return written
 
 
@@ -78,9 +75,9 @@ async def publish_notices(pool: Pool) -> int:
     while True:
         unsure: list[int] = []  # lanes to look at again once committed (hookline/lanes.py)
         async with pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval(_SQL["publish_lock"]):
+            if not await conn.fetchval(SQL["publish_lock"]):
                 return handled
-            notices = await conn.fetch(_SQL["take_notices"], _PUBLISH_BATCH)
+            notices = await conn.fetch(SQL["take_notices"], _PUBLISH_BATCH)
             for (tenant_id, endpoint_id), events in _events_by_destination(notices).items():
                 try:
                     async with conn.transaction():  # a savepoint: one tenant's problem
@@ -94,7 +91,7 @@ async def publish_notices(pool: Pool) -> int:
                         )
                 except HooklineError as exc:  # its operational endpoint was just deleted
                     log.warning("operational events for %s dropped: %s", tenant_id, exc)
-            await conn.execute(_SQL["drop_notices"], [n["id"] for n in notices])
+            await conn.execute(SQL["drop_notices"], [n["id"] for n in notices])
         await lanes.wake(pool, unsure)
         handled += len(notices)
         if len(notices) < _PUBLISH_BATCH:

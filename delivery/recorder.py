@@ -15,37 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 
-from delivery.attempt import AttemptResult
 from delivery.health import publish_notices_safely, record_health
-from delivery.retries import Decision
+from delivery.outcome import Outcome
+from delivery.queries import SQL
 from delivery.rollups import record_rollups
 from hookline import lanes
-from hookline.db import Pool, Queries
+from hookline.db import Pool
 from hookline.metrics import Metrics, status_class
 from hookline.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# the named queries of delivery/sql/*.sql (the dispatcher and the worker use them too)
-SQL = Queries(Path(__file__).resolve().parent / "sql")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A finished attempt and what it decided, waiting to be recorded. ``result`` is None
-    when nothing was sent: the event had expired, so the delivery is cancelled."""
-
-    job: asyncpg.Record
-    request_headers: dict[str, str]
-    result: AttemptResult | None
-    decision: Decision
-
 
 # Errors that say the database is unreachable or busy, not that a result is bad.
 OUTAGE = (
@@ -158,7 +142,7 @@ class Recorder:
             )  # fmt: skip
             # then the lanes, held from here to the commit (claims skip them), before any
             # row they guard
-            await conn.execute(SQL["lock_lanes"], held_lanes)
+            await lanes.lock(conn, held_lanes)
             await conn.execute(
                 SQL["move_deliveries"],
                 ids, lane_ids, lease_nos, statuses, numbers, retries, next_at, codes, errors,

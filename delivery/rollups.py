@@ -9,18 +9,13 @@ everything it appended.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from hookline.db import Queries
-
-if TYPE_CHECKING:
-    from delivery.recorder import Outcome
-
-_SQL = Queries(Path(__file__).resolve().parent / "sql")
+from delivery.outcome import Outcome
+from delivery.queries import SQL
 
 
 async def record_rollups(
@@ -48,4 +43,4 @@ async def record_rollups(
         for column, value in zip(columns, row, strict=True):
             column.append(value)
     if columns[0]:
-        await conn.execute(_SQL["roll_up_attempts"], *columns)
+        await conn.execute(SQL["roll_up_attempts"], *columns)

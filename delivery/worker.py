@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 
 from delivery.dispatcher import Dispatcher
 from delivery.health import publish_notices_safely
-from delivery.recorder import SQL
+from delivery.queries import SQL
 from delivery.replayer import Replayer
 from hookline import doorbell
 from hookline.db import QUERIES, Pool

@@ -69,11 +69,12 @@ async def retry_delivery(
     pool: Pool,
     tenant_id: str,
     delivery_id: str,
-    schedule_len: int,
+    schedule: list[float],
     subscriber_id: str | None = None,
 ) -> Row:
     """Give a failed or cancelled delivery one more immediate attempt; with
     ``subscriber_id``, only one to that subscriber's endpoints (else :class:`NotFound`).
+    ``schedule`` is the installation's retry schedule (HOOKLINE_RETRY_SCHEDULE).
 
     The lane is locked first, as every writer of lanes does, so this cannot deadlock with
     an ingest or a worker recording results.
@@ -86,7 +87,7 @@ async def retry_delivery(
     async with pool.acquire() as conn, conn.transaction():
         if await conn.fetchval(QUERIES["lock_delivery_lane"], tenant_id, delivery_id) is None:
             raise NotFound(f"no delivery {delivery_id!r}")
-        woken = await conn.fetchval(QUERIES["retry_delivery"], tenant_id, delivery_id, schedule_len)
+        woken = await conn.fetchval(QUERIES["retry_delivery"], tenant_id, delivery_id, schedule)
         if woken is None:
             current = await conn.fetchrow(QUERIES["get_delivery"], tenant_id, delivery_id, None)
             status = current["status"] if current else "gone"

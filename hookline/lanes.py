@@ -1,4 +1,9 @@
-"""Lanes: the ordering units workers lease, and how none is left with work and no due time.
+"""Lanes: the ordering units workers lease, the order they are locked in, and how none is
+left with work and no due time.
+
+Every transaction that locks several lanes takes them in (endpoint_id, key) order
+(:func:`lock`, or a statement sorting them the same), and a lane's tail before the lane,
+so none deadlocks with another.
 
 A lane's ``ready_at`` is what makes a worker look at it; NULL means it has nothing to send.
 Ingest numbers a lane's deliveries under a lock on the lane's *tail* (``lane_tails``) held
@@ -31,6 +36,12 @@ from hookline.db import QUERIES, Pool
 log = logging.getLogger(__name__)
 
 Conn = Pool | asyncpg.Connection | PoolConnectionProxy
+
+
+async def lock(conn: Conn, lanes: list[int]) -> None:
+    """Lock ``lanes`` for the caller's transaction, in the order every writer of lanes
+    uses, before changing their deliveries."""
+    await conn.execute(QUERIES["lock_lanes"], lanes)
 
 
 async def wake(conn: Conn, lanes: Iterable[int | None]) -> int:

@@ -6,7 +6,7 @@ With ``missed`` it also gives one endpoint a delivery of every event since a tim
 endpoint would receive but never got (ingested while it was disabled, or before it
 existed), numbered at the end of its lanes as ingest numbers new ones.
 
-The job is run by workers (``delivery.replayer``) a chunk at a time at the replay's rate,
+The job is run by workers (``delivery/replayer.py``) a chunk at a time at the replay's rate,
 so a large replay never floods the lanes live deliveries go through. Each chunk queues its
 deliveries and records the progress in one transaction, so a worker dying anywhere neither
 repeats nor skips one. Nothing ingested after the replay was created is part of it.
@@ -23,9 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
-from hookline import lanes
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.errors import Conflict, InvalidInput, NotFound
 from hookline.quotas import make_room_for_replay
@@ -210,153 +208,3 @@ async def change_replay(
         f"replay {replay_id} is {current['state']}, so it cannot {action}; "
         "a finished replay stays finished: start a new one to send more"
     )
-
-
-# -- running (the worker's side) -----------------------------------------------------------
-
-
-@dataclass
-class Job:
-    """A replay leased by a worker, with where it is."""
-
-    id: str
-    tenant_id: str
-    filter: ReplayFilter
-    until: datetime  # the effective end: never after the replay was created
-    rate: int
-    stage: str
-    after_id: str | None
-    lease_no: int
-
-
-async def lease_replays(pool: Pool, limit: int, lease: float) -> list[Job]:
-    """Lease up to ``limit`` running replays no live worker holds, for ``lease`` seconds."""
-    records = await pool.fetch(QUERIES["lease_replays"], limit, lease)
-    return [
-        Job(
-            id=r["id"],
-            tenant_id=r["tenant_id"],
-            filter=ReplayFilter(
-                endpoint=r["endpoint_id"],
-                types=r["event_types"],
-                statuses=r["statuses"],
-                since=r["since"],
-                missed=r["missed"],
-            ),
-            until=r["until"],
-            rate=r["rate"],
-            stage=r["stage"],
-            after_id=r["after_id"],
-            lease_no=r["lease_no"],
-        )
-        for r in records
-    ]
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """What one chunk did: ``queued`` deliveries; ``more`` False when the job is no longer
-    this worker's to run (it is done, paused or cancelled, or another worker took it)."""
-
-    queued: int
-    more: bool
-
-
-class _Stopped(Exception):
-    """The replay is no longer ours to advance; the chunk is rolled back."""
-
-
-async def run_chunk(pool: Pool, job: Job, limit: int, lease: float, schedule_len: int) -> Chunk:
-    """Queue the job's next ``limit`` deliveries at most and record the progress, in one
-    transaction, renewing the lease for ``lease`` seconds; ``job`` moves on with it.
-
-    A replay paused, cancelled or taken over by another worker (whose lease is newer)
-    meanwhile gets nothing queued. Lanes are locked first, in the order every writer uses,
-    and the replay row last, so this cannot deadlock with ingest, recording or a delete.
-    ``schedule_len`` is the length of the installation's retry schedule.
-    """
-    f = job.filter
-    unsure: list[int] = []  # lanes to look at again once committed (hookline/lanes.py)
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            if job.stage == "deliveries":
-                after_id, queued, exhausted = await _requeue(conn, job, limit, schedule_len, unsure)
-            else:
-                after_id, queued, exhausted = await _queue_missed(conn, job, limit, unsure)
-            stage = job.stage
-            finished = exhausted and (stage == "missed" or not f.missed)
-            if exhausted and not finished:
-                stage, after_id = "missed", None
-            state = await conn.fetchval(
-                QUERIES["advance_replay"],
-                job.id,
-                job.lease_no,
-                stage,
-                after_id,
-                queued,
-                finished,
-                lease,
-            )
-            if state is None:
-                raise _Stopped
-    except _Stopped:
-        return Chunk(0, more=False)
-    await lanes.wake(pool, unsure)
-    job.stage, job.after_id = stage, after_id
-    return Chunk(queued, more=state == "running")
-
-
-async def _requeue(
-    conn: PoolConnectionProxy, job: Job, limit: int, schedule_len: int, unsure: list[int]
-) -> tuple[str | None, int, bool]:
-    f = job.filter
-    picked = await conn.fetch(
-        QUERIES["replay_deliveries_chunk"],
-        job.tenant_id,
-        f.endpoint,
-        f.status_list,
-        f.type_list,
-        f.since,
-        job.until,
-        job.after_id,
-        limit,
-    )
-    if not picked:
-        return job.after_id, 0, True
-    held = sorted({r["lane_id"] for r in picked})
-    await conn.execute(QUERIES["lock_lanes_by_id"], held)
-    requeued = await conn.fetch(
-        QUERIES["requeue_deliveries"],
-        job.tenant_id,
-        [r["id"] for r in picked],
-        f.status_list,
-        schedule_len,
-    )
-    # point idle lanes at their head (a re-queued delivery can come before the old head)
-    unsure += await lanes.reschedule(conn, held)
-    return picked[-1]["id"], len(requeued), len(picked) < limit
-
-
-async def _queue_missed(
-    conn: PoolConnectionProxy, job: Job, limit: int, unsure: list[int]
-) -> tuple[str | None, int, bool]:
-    f = job.filter
-    done = await conn.fetchrow(
-        QUERIES["queue_missed_events"],
-        job.tenant_id,
-        f.endpoint,
-        f.type_list,
-        f.since,
-        job.until,
-        job.after_id,
-        limit,
-    )
-    assert done is not None
-    unsure += done["unsure"]
-    last: str | None = done["last_id"] or job.after_id
-    return last, done["queued"], done["picked"] < limit
-
-
-async def release_replay(pool: Pool, job: Job) -> None:
-    """Give the job back (the worker stops), so another worker can take it at once."""
-    await pool.execute(QUERIES["release_replay"], job.id, job.lease_no)

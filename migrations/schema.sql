@@ -511,3 +511,11 @@ AS $function$
     ORDER BY ev.id
     LIMIT p_lim
 $function$;
+
+CREATE OR REPLACE FUNCTION public.hookline_retry_schedule(endpoint_schedule double precision[], tenant_schedule double precision[], installation double precision[])
+ RETURNS double precision[]
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+    SELECT coalesce(endpoint_schedule, tenant_schedule, installation)
+$function$;

@@ -92,7 +92,8 @@ WHERE l.id IN (SELECT id FROM lanes WHERE id = ANY ($1::bigint[]) FOR NO KEY UPD
 -- and returns no row: the caller wakes it after the commit (hookline/lanes.py) in case an
 -- ingest was writing into it. Lanes are locked and re-checked first: one someone holds, or
 -- that is no longer due and idle, is skipped (its deliveries do not come back).
--- $1 lane ids, $2 deliveries per lane, $3 default attempt timeout (s), $4 lease margin (s)
+-- $1 lane ids, $2 deliveries per lane, $3 default attempt timeout (s), $4 lease margin (s),
+-- $5 the installation's retry schedule
 WITH picked AS MATERIALIZED (
     SELECT p.id, p.n
     FROM unnest($1::bigint[], $2::int[]) AS p(id, n) JOIN lanes l ON l.id = p.id
@@ -137,7 +138,7 @@ SELECT x.lane_id, x.lease_no, d.id AS delivery_id, d.seq, d.attempts, d.retries_
        e.ordering,
        -- the endpoint's own policy, else its tenant's (else the worker's settings)
        coalesce(e.timeout, t.delivery_timeout) AS timeout,
-       coalesce(e.retry_schedule, t.retry_schedule) AS retry_schedule,
+       hookline_retry_schedule(e.retry_schedule, t.retry_schedule, $5) AS retry_schedule,
        e.on_exhausted,
        -- sealed: the worker opens them (hookline/vault.py)
        ARRAY(SELECT s.secret FROM endpoint_secrets s
@@ -187,16 +188,6 @@ WITH stuck AS (
 UPDATE lanes l SET ready_at = hookline_head_due(l.id)
 FROM stuck WHERE l.id = stuck.id AND l.ready_at IS NULL AND l.lease_until IS NULL;
 
--- name: lock_lanes
--- Lock lanes in the order every writer uses, before moving their deliveries on. Recording
--- takes them after appending its attempts, so they are held for as little of the
--- transaction as may be: ingest no longer waits on them (it locks lane tails), but a
--- claim skips a lane someone holds. NO KEY UPDATE, as every lock on lanes: the foreign-key
--- checks of deliveries being written never wait on it.
--- $1 lane ids
-SELECT id FROM lanes WHERE id = ANY ($1::bigint[]) ORDER BY endpoint_id, key
-FOR NO KEY UPDATE;
-
 -- name: append_attempts
 -- Append one attempt row per result (the audit trail: whatever became of the lease).
 -- $1 delivery ids, $2 attempt numbers, $3 started at (NULL: never attempted, an expired
@@ -217,7 +208,7 @@ WHERE r.started_at IS NOT NULL;
 -- name: move_deliveries
 -- Move each delivery on, but only where the lane lease is still the one the result was
 -- sent under (a worker that outlived its lease changes nothing; its attempt is still
--- appended). Run after lock_lanes. $1 delivery ids, $2 lane ids, $3 lease numbers,
+-- appended). Run after lock_lanes (hookline/sql/lanes.sql). $1 delivery ids, $2 lane ids, $3 lease numbers,
 -- $4 new statuses, $5 attempt numbers, $6 retries used, $7 next attempt times (NULL:
 -- unchanged), $8 HTTP statuses, $9 errors
 UPDATE deliveries d

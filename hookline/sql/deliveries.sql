@@ -51,13 +51,13 @@ FOR NO KEY UPDATE OF l;
 -- name: retry_delivery
 -- Put a dead-lettered or cancelled delivery back for one immediate attempt and wake its
 -- lane. In a strict lane it becomes the head again: it goes before anything newer.
--- One attempt: retries_used is set to the length of the schedule that applies (the
--- endpoint's own, else its tenant's, else the installation's), so a failure ends it.
--- $1 tenant_id, $2 delivery id, $3 the installation's schedule length
+-- One attempt: retries_used is set to the length of the schedule that applies
+-- (hookline_retry_schedule), so a failure ends it.
+-- $1 tenant_id, $2 delivery id, $3 the installation's retry schedule
 WITH d AS (
     UPDATE deliveries dl
     SET status = 'pending', next_attempt_at = now(), updated_at = now(),
-        retries_used = coalesce(cardinality(e.retry_schedule), cardinality(t.retry_schedule), $3)
+        retries_used = cardinality(hookline_retry_schedule(e.retry_schedule, t.retry_schedule, $3))
     FROM endpoints e, tenants t
     WHERE dl.tenant_id = $1 AND dl.id = $2 AND dl.status IN ('failed', 'cancelled')
       AND e.id = dl.endpoint_id AND t.id = e.tenant_id

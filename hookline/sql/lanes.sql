@@ -1,3 +1,12 @@
+-- name: lock_lanes
+-- Lock lanes in the order every writer of lanes uses, (endpoint_id, key), before changing
+-- their deliveries: recording, replays, cancelling and resuming all take them this way
+-- (and the statements that lock lanes themselves sort them the same), so none deadlocks
+-- with another. NO KEY UPDATE, as every lock on lanes: the foreign-key checks of
+-- deliveries being written never wait on it. $1 lane ids
+SELECT id FROM lanes WHERE id = ANY ($1::bigint[]) ORDER BY endpoint_id, key
+FOR NO KEY UPDATE;
+
 -- name: wake_lanes
 -- Schedule those of these lanes that have something to send but no due time and no
 -- holder: a statement saw them empty while an ingest into them had not committed (see

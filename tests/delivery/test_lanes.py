@@ -10,7 +10,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from delivery.recorder import SQL
+from delivery.queries import SQL
 from hookline import lanes
 from hookline.db import Pool
 from hookline.events import write_events
@@ -101,7 +101,7 @@ async def test_a_release_that_empties_a_lane_during_an_ingest_looks_again_after_
     lease_no = await _lease(pool, lane["id"])
     async with pool.acquire() as recording:
         async with recording.transaction():
-            await recording.execute(SQL["lock_lanes"], [lane["id"]])
+            await lanes.lock(recording, [lane["id"]])
             await recording.execute(
                 "UPDATE deliveries SET status = 'succeeded' WHERE lane_id = $1", lane["id"]
             )

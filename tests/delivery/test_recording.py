@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from delivery.attempt import AttemptResult
 from delivery.dispatcher import Dispatcher
-from delivery.recorder import Outcome, Recorder
+from delivery.outcome import AttemptResult, Outcome
+from delivery.recorder import Recorder
 from delivery.retries import Decision
 from delivery.transport import create_transport
 from hookline.db import Pool

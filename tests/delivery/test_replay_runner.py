@@ -16,8 +16,8 @@ from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from svix.webhooks import Webhook as SvixWebhook
 
+from delivery import replayer
 from delivery.replayer import pace
-from hookline import replays
 from hookline.db import Pool
 from hookline.settings import Settings
 from tests.api.test_replays import (
@@ -260,12 +260,12 @@ async def test_a_dead_workers_job_is_taken_over_without_queueing_anything_twice(
 ) -> None:
     endpoint = await _dead_letters(api, tenant, receiver, settings, pool, redis, 10)
     replay = await start(api, tenant, f"/v1/endpoints/{endpoint}/replay", {"rate": 1000})
-    schedule = len(settings.retry_schedule)
+    schedule = settings.retry_schedule
     # a worker leases the job, queues one chunk, and dies before giving the lease back
-    [job] = await replays.lease_replays(pool, 1, 0.5)
-    assert await replays.run_chunk(pool, job, 4, 0.5, schedule) == replays.Chunk(4, True)
+    [job] = await replayer.lease_replays(pool, 1, 0.5)
+    assert await replayer.run_chunk(pool, job, 4, 0.5, schedule) == replayer.Chunk(4, True)
     assert (await replay_now(api, tenant, replay["id"]))["queued"] == 4
-    assert await replays.lease_replays(pool, 1, 0.5) == []  # still held
+    assert await replayer.lease_replays(pool, 1, 0.5) == []  # still held
     started = time.monotonic()
     async with running_worker(settings, pool, redis):
         done = await finished(api, tenant, replay["id"])
@@ -273,7 +273,7 @@ async def test_a_dead_workers_job_is_taken_over_without_queueing_anything_twice(
     assert time.monotonic() - started >= 0.3  # not before the lease ran out
     assert done["queued"] == 10
     # the dead worker comes back: the job is no longer its to run, and it changes nothing
-    assert await replays.run_chunk(pool, job, 4, 0.5, schedule) == replays.Chunk(0, False)
+    assert await replayer.run_chunk(pool, job, 4, 0.5, schedule) == replayer.Chunk(0, False)
     assert (await replay_now(api, tenant, replay["id"]))["queued"] == 10
     assert set(_once_each(receiver.requests).values()) == {1}
     assert {d["attempts"] for d in await deliveries(api, tenant)} == {3}
@@ -299,9 +299,9 @@ async def test_a_worker_stopped_mid_job_gives_it_back_and_another_finishes_it(
     stopped_at = await replay_now(api, tenant, rid)
     assert stopped_at["state"] == "running" and stopped_at["queued"] < 12
     # given back at the stop: the next worker takes it at once, not after a lease
-    [job] = await replays.lease_replays(pool, 1, 5.0)
+    [job] = await replayer.lease_replays(pool, 1, 5.0)
     assert job.after_id is not None
-    await replays.release_replay(pool, job)
+    await replayer.release_replay(pool, job)
     async with running_worker(settings, pool, redis):
         done = await finished(api, tenant, rid)
         await wait_for(lambda: len(receiver.requests) == 12, what="every delivery")

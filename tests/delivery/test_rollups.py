@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from delivery.attempt import AttemptResult
 from delivery.dispatcher import _EXPIRED, Dispatcher
-from delivery.recorder import Outcome, Recorder
+from delivery.outcome import AttemptResult, Outcome
+from delivery.recorder import Recorder
 from delivery.retries import Decision
 from delivery.transport import create_transport
 from hookline.activity import LATENCY_BOUNDS_MS, percentile
