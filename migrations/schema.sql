@@ -465,6 +465,16 @@ AS $function$
     SELECT to_char(moment AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 $function$;
 
+CREATE OR REPLACE FUNCTION public.hookline_lane_key(ordering text, ordering_key text, subject text, event_id text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+AS $function$
+    SELECT CASE ordering WHEN 'strict' THEN ''
+                         WHEN 'keyed' THEN coalesce(ordering_key, subject, '')
+                         ELSE event_id END
+$function$;
+
 CREATE OR REPLACE FUNCTION public.hookline_latency_bounds()
  RETURNS real[]
  LANGUAGE sql
@@ -518,4 +528,34 @@ CREATE OR REPLACE FUNCTION public.hookline_retry_schedule(endpoint_schedule doub
  IMMUTABLE
 AS $function$
     SELECT coalesce(endpoint_schedule, tenant_schedule, installation)
+$function$;
+
+CREATE OR REPLACE FUNCTION public.hookline_take_lane_numbers(tenant text, endpoint_ids text[], lane_keys text[], counts bigint[])
+ RETURNS TABLE(endpoint_id text, key text, lane_id bigint, next_seq bigint, unsure boolean)
+ LANGUAGE sql
+AS $function$
+    WITH tail AS (
+        INSERT INTO lane_tails AS l (endpoint_id, key, next_seq)
+        SELECT w.endpoint_id, w.key, w.n
+        FROM unnest(endpoint_ids, lane_keys, counts) AS w(endpoint_id, key, n)
+        ORDER BY w.endpoint_id, w.key
+        ON CONFLICT ON CONSTRAINT lane_tails_pkey
+            DO UPDATE SET next_seq = l.next_seq + excluded.next_seq
+        RETURNING l.lane_id, l.endpoint_id, l.key, l.next_seq, l.xmax = 0 AS created
+    ), opened AS (
+        INSERT INTO lanes (id, tenant_id, endpoint_id, key, ready_at)
+        SELECT t.lane_id, tenant, t.endpoint_id, t.key, now() FROM tail t WHERE t.created
+    ), woken AS (
+        UPDATE lanes l SET ready_at = now()
+        FROM (SELECT x.id FROM lanes x
+              WHERE x.id IN (SELECT t.lane_id FROM tail t WHERE NOT t.created)
+                AND x.ready_at IS NULL
+              ORDER BY x.endpoint_id, x.key
+              FOR NO KEY UPDATE) w
+        WHERE l.id = w.id AND l.ready_at IS NULL
+        RETURNING l.id
+    )
+    SELECT t.endpoint_id, t.key, t.lane_id, t.next_seq,
+           NOT t.created AND t.lane_id NOT IN (SELECT w.id FROM woken w)
+    FROM tail t
 $function$;

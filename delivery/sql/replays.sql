@@ -40,8 +40,8 @@ RETURNING d.lane_id;
 
 -- name: queue_missed_events
 -- Give the endpoint a delivery of each of the next events it never got, with new sequence
--- numbers at the end of their lanes, in event id order, as ingest numbers them (tails
--- locked in (endpoint_id, key) order, numbers taken under the row lock; see events.sql).
+-- numbers at the end of their lanes, in event id order, as ingest numbers them
+-- (hookline_take_lane_numbers).
 -- Returns how many events were picked, the last one's id, how many were queued, and the
 -- lanes to wake once committed (hookline/lanes.py).
 -- $1 tenant_id, $2 endpoint id, $3 types or NULL, $4 since, $5 until, $6 after this event
@@ -51,31 +51,21 @@ WITH picked AS MATERIALIZED (
     FROM hookline_replay_missed($1, $2, $3, $4, $5, $6, $7) m
 ), target AS MATERIALIZED (
     SELECT p.event_id, e.id AS endpoint_id,
-           CASE e.ordering WHEN 'strict' THEN ''
-                           WHEN 'keyed' THEN coalesce(p.ordering_key, p.subject, '')
-                           ELSE p.event_id END AS key
+           hookline_lane_key(e.ordering, p.ordering_key, p.subject, p.event_id) AS key
     FROM picked p JOIN endpoints e ON e.tenant_id = $1 AND e.id = $2
-), numbered AS (
+), numbered AS MATERIALIZED (
     SELECT t.*, count(*) OVER lane_window AS lane_n,
            row_number() OVER (lane_window ORDER BY t.event_id) AS lane_pos
     FROM target t
     WINDOW lane_window AS (PARTITION BY t.key)
-), tail AS (
-    INSERT INTO lane_tails AS l (endpoint_id, key, next_seq)
-    SELECT DISTINCT endpoint_id, key, lane_n FROM numbered ORDER BY endpoint_id, key
-    ON CONFLICT (endpoint_id, key) DO UPDATE SET next_seq = l.next_seq + excluded.next_seq
-    RETURNING lane_id, endpoint_id, key, next_seq, xmax = 0 AS created
-), opened AS (
-    INSERT INTO lanes (id, tenant_id, endpoint_id, key, ready_at)
-    SELECT lane_id, $1, endpoint_id, key, now() FROM tail WHERE created
-), woken AS (
-    UPDATE lanes l SET ready_at = now()
-    FROM (SELECT id FROM lanes
-          WHERE id IN (SELECT lane_id FROM tail WHERE NOT created) AND ready_at IS NULL
-          ORDER BY endpoint_id, key
-          FOR NO KEY UPDATE) w
-    WHERE l.id = w.id AND l.ready_at IS NULL
-    RETURNING l.id
+), lane_counts AS MATERIALIZED (
+    SELECT endpoint_id, key, max(lane_n) AS n FROM numbered GROUP BY endpoint_id, key
+), tail AS MATERIALIZED (
+    SELECT * FROM hookline_take_lane_numbers(
+        $1,
+        ARRAY(SELECT endpoint_id FROM lane_counts ORDER BY endpoint_id, key),
+        ARRAY(SELECT key FROM lane_counts ORDER BY endpoint_id, key),
+        ARRAY(SELECT n FROM lane_counts ORDER BY endpoint_id, key))
 ), delivery AS (
     INSERT INTO deliveries (tenant_id, event_id, endpoint_id, lane_id, seq)
     SELECT $1, n.event_id, n.endpoint_id, tail.lane_id, tail.next_seq - n.lane_n + n.lane_pos
@@ -85,7 +75,7 @@ WITH picked AS MATERIALIZED (
 SELECT (SELECT count(*) FROM picked) AS picked,
        (SELECT max(event_id) FROM picked) AS last_id,
        (SELECT count(*) FROM delivery) AS queued,
-       ARRAY(SELECT lane_id FROM tail WHERE NOT created EXCEPT SELECT id FROM woken) AS unsure;
+       ARRAY(SELECT lane_id FROM tail WHERE unsure) AS unsure;
 
 -- name: advance_replay
 -- Record a chunk's progress and renew the lease, only while the lease is still ours and the

@@ -7,11 +7,10 @@
 -- splits a request of several events, hookline_batch_taken() raises and nothing at all is
 -- written, so a batch stays all or nothing. Group commit sends many one-event requests
 -- here at once; a batch comes alone as one request.
--- Each lane's tail upsert takes as many sequence numbers as the statement sends it, under
--- a row lock held until commit, so within a lane numbers follow commit order (and input
--- order within the statement). Tails, then lanes, are locked in (endpoint_id, key) order,
--- the order every writer uses, to avoid deadlocks. The first row's `unsure` lists the
--- lanes to look at again once committed (hookline/lanes.py).
+-- Each lane gives as many sequence numbers as the statement sends it
+-- (hookline_take_lane_numbers: under its tail's row lock, held until commit), so within a
+-- lane numbers follow commit order, and input order within the statement. The first row's
+-- `unsure` lists the lanes to look at again once committed (hookline/lanes.py).
 -- $1 tenant_id, $2 producer ids, $3 types, $4 subjects, $5 urls, $6 ordering keys,
 -- $7 subscriber uids (NULL: broadcast), $8 data, $9 schema versions, $10 expiry times,
 -- $11 the only endpoint to deliver to, or NULL for all that want the events,
@@ -61,35 +60,21 @@ WITH input AS MATERIALIZED (
     ON CONFLICT (tenant_id, producer_id) DO NOTHING
     RETURNING id, created_at
 ), target AS MATERIALIZED (
-    SELECT m.event_id, m.n, m.endpoint_id,
-           CASE m.ordering WHEN 'strict' THEN ''
-                           WHEN 'keyed' THEN coalesce(m.ordering_key, m.subject, '')
-                           ELSE m.event_id END AS key,
+    SELECT m.event_id, m.n, m.endpoint_id, l.key,
            count(*) OVER lane_window AS lane_n,
            row_number() OVER (lane_window ORDER BY m.n) AS lane_pos
     FROM matched m JOIN ev ON ev.id = m.event_id
-    WINDOW lane_window AS (PARTITION BY m.endpoint_id,
-                           CASE m.ordering WHEN 'strict' THEN ''
-                                           WHEN 'keyed' THEN coalesce(m.ordering_key, m.subject, '')
-                                           ELSE m.event_id END)
-), tail AS (
-    INSERT INTO lane_tails AS l (endpoint_id, key, next_seq)
-    SELECT DISTINCT endpoint_id, key, lane_n FROM target ORDER BY endpoint_id, key
-    ON CONFLICT (endpoint_id, key) DO UPDATE SET next_seq = l.next_seq + excluded.next_seq
-    RETURNING lane_id, endpoint_id, key, next_seq, xmax = 0 AS created
-), opened AS (
-    INSERT INTO lanes (id, tenant_id, endpoint_id, key, ready_at)
-    SELECT lane_id, $1, endpoint_id, key, now() FROM tail WHERE created
-), woken AS (
-    -- a lane that was idle when this statement began is scheduled here; any other is
-    -- looked at again after the commit (the lanes of `unsure`, see hookline/lanes.py)
-    UPDATE lanes l SET ready_at = now()
-    FROM (SELECT id FROM lanes
-          WHERE id IN (SELECT lane_id FROM tail WHERE NOT created) AND ready_at IS NULL
-          ORDER BY endpoint_id, key
-          FOR NO KEY UPDATE) w
-    WHERE l.id = w.id AND l.ready_at IS NULL
-    RETURNING l.id
+    CROSS JOIN LATERAL (SELECT hookline_lane_key(m.ordering, m.ordering_key, m.subject,
+                                                 m.event_id) AS key) l
+    WINDOW lane_window AS (PARTITION BY m.endpoint_id, l.key)
+), lane_counts AS MATERIALIZED (
+    SELECT endpoint_id, key, max(lane_n) AS n FROM target GROUP BY endpoint_id, key
+), tail AS MATERIALIZED (
+    SELECT * FROM hookline_take_lane_numbers(
+        $1,
+        ARRAY(SELECT endpoint_id FROM lane_counts ORDER BY endpoint_id, key),
+        ARRAY(SELECT key FROM lane_counts ORDER BY endpoint_id, key),
+        ARRAY(SELECT n FROM lane_counts ORDER BY endpoint_id, key))
 ), delivery AS (
     INSERT INTO deliveries (tenant_id, event_id, endpoint_id, lane_id, seq)
     SELECT $1, t.event_id, t.endpoint_id, tail.lane_id, tail.next_seq - t.lane_n + t.lane_pos
@@ -111,8 +96,7 @@ WITH input AS MATERIALIZED (
 )
 SELECT id, created_at, subscriber_ok, fanout, request_ok, taken, deliveries,
        CASE WHEN written > 0 AND written < events THEN hookline_batch_taken() END AS split,
-       CASE WHEN n = 1 THEN ARRAY(SELECT lane_id FROM tail WHERE NOT created
-                                  EXCEPT SELECT id FROM woken) END AS unsure
+       CASE WHEN n = 1 THEN ARRAY(SELECT lane_id FROM tail WHERE unsure) END AS unsure
 FROM outcome
 ORDER BY n;
 
