@@ -17,6 +17,7 @@ from api.openapi import operation
 from api.schemas import IsoDatetime, ListQuery, Moment, Name, Page, Strict, Url
 from hookline import events as kernel
 from hookline.db import Row
+from hookline.errors import Path
 from hookline.event_types import check_events
 from hookline.links import verify_event_link
 
@@ -136,7 +137,7 @@ def event_shape(row: Row) -> dict[str, Any]:
 
 
 async def _checked(
-    request: Request, tenant_id: str, events: list[EventIn], locs: list[list[str | int]]
+    request: Request, tenant_id: str, events: list[EventIn], locs: list[Path]
 ) -> list[dict[str, Any]]:
     """The events as kernel dicts, each stamped with its checked schema version."""
     items = [(e.type, e.version, e.data) for e in events]
@@ -155,7 +156,7 @@ async def create_event(request: Request) -> Response:
     event = await read_model(request, EventIn)
     svc = services(request)
     await svc.rates.admit(owner.id, 1)
-    checked = await _checked(request, owner.id, [event], [["body"]])
+    checked = await _checked(request, owner.id, [event], [()])
     accepted = await svc.ingest.ingest(owner.id, checked[0])  # rings the doorbell
     svc.rates.charge(owner.id, accepted.deliveries)
     svc.metrics.ingested.labels("single").inc()
@@ -171,7 +172,7 @@ async def create_batch(request: Request) -> Response:
     batch = await read_model(request, BatchIn, limit=BATCH_BODY)
     svc = services(request)
     await svc.rates.admit(owner.id, len(batch.events))
-    locs: list[list[str | int]] = [["body", "events", i] for i in range(len(batch.events))]
+    locs: list[Path] = [("events", i) for i in range(len(batch.events))]
     checked = await _checked(request, owner.id, batch.events, locs)
     accepted = await kernel.ingest_events(
         svc.pool, owner.id, checked, locs=locs, max_fanout=svc.settings.tenant_max_fanout

@@ -15,9 +15,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from api.problems import Refused
 from hookline.db import Pool, Row
 from hookline.doorbell import Doorbell
-from hookline.errors import HooklineError, InvalidInput
 from hookline.group_commit import GroupCommit
 from hookline.metrics import Metrics
 from hookline.rates import IngestRates
@@ -28,11 +28,6 @@ M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY = 1024 * 1024  # bytes; checked before a body is read
 MAX_DEPTH = 32  # levels of JSON nesting
-
-
-class PayloadTooLarge(HooklineError):
-    status = 413
-    title = "Content too large"
 
 
 @dataclass(frozen=True)
@@ -74,13 +69,13 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
         return cached
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"the body is over {limit} bytes; send less at once")
+        raise Refused(f"the body is over {limit} bytes; send less at once", status=413)
     body = bytearray()
     try:
         async for chunk in request.stream():
             body += chunk
             if len(body) > limit:
-                raise PayloadTooLarge(f"the body is over {limit} bytes; send less at once")
+                raise Refused(f"the body is over {limit} bytes; send less at once", status=413)
     except ClientDisconnect:
         # gone, or cut off by the server for sending its body too slowly: nobody to answer
         raise HTTPException(400, "the client went away before its body was read") from None
@@ -94,11 +89,11 @@ async def read_model(request: Request, model: type[M], limit: int = MAX_BODY) ->
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+        raise Refused(f"the body is not valid JSON: {exc}") from None
     # fewer brackets than levels allowed cannot nest too deep: most bodies skip the walk
     few = body.count(b"{") + body.count(b"[") <= MAX_DEPTH
     if not few and _depth(data) > MAX_DEPTH:
-        raise InvalidInput(f"the body nests deeper than {MAX_DEPTH} levels")
+        raise Refused(f"the body nests deeper than {MAX_DEPTH} levels")
     if b"\\u0000" in body:  # the only way JSON spells NUL; most bodies skip the walk
         _refuse_nul(data)
     if _LONG_DIGITS.search(body):  # rare: only then parse exactly to look for huge integers
@@ -121,7 +116,7 @@ def _refuse_huge_integers(value: Any) -> None:
         item, loc = stack.pop()
         if isinstance(item, int) and not isinstance(item, bool):
             if not _INT64[0] <= item <= _INT64[1]:
-                raise InvalidInput(_HUGE, errors=[{"loc": loc, "msg": _HUGE}])
+                raise Refused(_HUGE, [{"loc": loc, "msg": _HUGE}])
         elif isinstance(item, dict):
             stack.extend((child, [*loc, key]) for key, child in item.items())
         elif isinstance(item, list):
@@ -134,7 +129,7 @@ def _refuse_nul(value: Any) -> None:
     while stack:
         item, loc = stack.pop()
         if isinstance(item, str) and "\x00" in item:
-            raise InvalidInput(_NUL, errors=[{"loc": loc, "msg": _NUL}])
+            raise Refused(_NUL, [{"loc": loc, "msg": _NUL}])
         if isinstance(item, dict):
             for key, child in item.items():
                 stack.append((key, loc))
@@ -164,13 +159,13 @@ def read_query(request: Request, model: type[M]) -> M:
     """Parse the query string as ``model``; errors are 422 with ``["query", name]`` paths."""
     for name, value in request.query_params.multi_items():
         if "\x00" in name or "\x00" in value:
-            raise InvalidInput(_NUL, errors=[{"loc": ["query", name], "msg": _NUL}])
+            raise Refused(_NUL, [{"loc": ["query", name], "msg": _NUL}])
     try:
         return model.model_validate(dict(request.query_params))
     except ValidationError as exc:
-        raise InvalidInput(
+        raise Refused(
             "the query string did not validate; see errors",
-            errors=[{"loc": ["query", *e["loc"]], "msg": e["msg"]} for e in exc.errors()],
+            [{"loc": ["query", *e["loc"]], "msg": e["msg"]} for e in exc.errors()],
         ) from None
 
 

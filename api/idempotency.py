@@ -25,9 +25,9 @@ from starlette.responses import Response
 
 from api.auth import tenant
 from api.http import read_body, services
-from api.problems import problem, validation_errors
+from api.problems import Refused, kernel_problem, problem, refused_problem, validation_errors
 from hookline.db import QUERIES
-from hookline.errors import Conflict, HooklineError, InvalidInput
+from hookline.errors import Conflict, HooklineError
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -42,9 +42,9 @@ def idempotent(handler: Handler) -> Handler:
         if key is None:
             return await handler(request)
         if not 1 <= len(key) <= 255:
-            raise InvalidInput(
+            raise Refused(
                 f"{HEADER} is 1 to 255 characters",
-                errors=[{"loc": ["header", HEADER], "msg": "1 to 255 characters"}],
+                [{"loc": ["header", HEADER], "msg": "1 to 255 characters"}],
             )
         owner = await tenant(request)
         body = await read_body(request)
@@ -83,7 +83,9 @@ async def _responding(handler: Handler, request: Request) -> Response:
     try:
         return await handler(request)
     except HooklineError as exc:
-        return problem(exc.status, exc.detail, errors=exc.errors)
+        return kernel_problem(exc)
+    except Refused as exc:
+        return refused_problem(exc)
     except ValidationError as exc:
         return problem(
             422, "the request did not validate; see errors", errors=validation_errors(exc)

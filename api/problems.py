@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
-from hookline.errors import Busy, HooklineError
+from hookline.errors import HooklineError
+from hookline.http_errors import retry_headers, status_of
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,36 @@ def validation_errors(exc: ValidationError, where: str = "body") -> list[dict[st
     return [{"loc": [where, *error["loc"]], "msg": error["msg"]} for error in exc.errors()]
 
 
+class Refused(Exception):
+    """The API's own refusal of a request's shape (a query string, a header, the JSON
+    itself), with ``loc`` paths that name where in the request: ``["query", name]``."""
+
+    def __init__(
+        self, detail: str, errors: list[dict[str, Any]] | None = None, status: int = 422
+    ) -> None:
+        super().__init__(detail)
+        self.detail, self.errors, self.status = detail, errors, status
+
+
+def kernel_problem(exc: HooklineError) -> Response:
+    """A kernel error as problem details: its status by its class, each of its problems
+    under ``body`` (kernel paths are into what the request sent)."""
+    errors = [{"loc": ["body", *p.at], "msg": p.said()} for p in exc.problems] or None
+    return problem(status_of(exc), exc.detail, errors=errors, headers=retry_headers(exc))
+
+
+def refused_problem(exc: Refused) -> Response:
+    return problem(exc.status, exc.detail, errors=exc.errors)
+
+
 async def on_hookline_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HooklineError)
-    headers = {"retry-after": str(exc.retry_after)} if isinstance(exc, Busy) else None
-    return problem(exc.status, exc.detail, errors=exc.errors, headers=headers)
+    return kernel_problem(exc)
+
+
+async def on_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Refused)
+    return refused_problem(exc)
 
 
 async def on_validation_error(request: Request, exc: Exception) -> Response:
@@ -116,6 +143,7 @@ async def on_crash(request: Request, exc: Exception) -> Response:
 
 HANDLERS: dict[Any, Any] = {
     HooklineError: on_hookline_error,
+    Refused: on_refused,
     ValidationError: on_validation_error,
     HTTPException: on_http_error,
     Exception: on_crash,

@@ -15,7 +15,7 @@ from api.openapi import ApiRoute, Handler, operation
 from api.schemas import ListQuery, Moment, Name, Page, Strict
 from hookline import replays as kernel
 from hookline.db import Row
-from hookline.errors import InvalidInput, NotFound
+from hookline.errors import UNKNOWN, InvalidInput, NotFound, Problem
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -160,7 +160,7 @@ async def create(request: Request) -> Response:
         return await _start(request, owner.id, body.endpoint, body)
     except NotFound:
         msg = f"no endpoint {body.endpoint!r}"
-        raise InvalidInput(msg, errors=[{"loc": ["body", "endpoint"], "msg": msg}]) from None
+        raise InvalidInput(msg, problems=[Problem(("endpoint",), msg, UNKNOWN)]) from None
 
 
 async def index(request: Request) -> Response:

@@ -28,6 +28,7 @@ from dashboard import (
 )
 from dashboard.web import SignedOut, error_page, signed_out
 from hookline.errors import HooklineError
+from hookline.http_errors import retry_headers, status_of
 
 log = logging.getLogger(__name__)
 _HERE = Path(__file__).resolve().parent
@@ -104,9 +105,8 @@ def exception_handlers(api: Mapping[Any, Handler]) -> dict[Any, Handler]:
         # a kernel error no page handler turned into a form message (a quota, say)
         if is_page(request):
             assert isinstance(exc, HooklineError)
-            retry = getattr(exc, "retry_after", None)
-            headers = {"retry-after": str(retry)} if retry is not None else None
-            return await error_page(request, HTTPException(exc.status, exc.detail, headers))
+            answer = HTTPException(status_of(exc), exc.detail, retry_headers(exc))
+            return await error_page(request, answer)
         return await api_domain(request, exc)
 
     async def on_crash(request: Request, exc: Exception) -> Response:

@@ -163,7 +163,7 @@ async def send_test(request: Request) -> Response:
 
 
 def _test_problem(exc: Conflict | InvalidInput) -> str:
-    details = [str(e.get("msg", "")) for e in exc.errors or []]
+    details = [p.said() for p in exc.problems]
     return "Not sent: " + ("; ".join(d for d in details if d) or exc.detail)
 
 
@@ -239,7 +239,7 @@ async def replay_missed(request: Request) -> Response:
     except NotFound:
         raise HTTPException(404, _GONE) from None
     except InvalidInput as exc:
-        problem = "; ".join(str(e.get("msg", "")) for e in exc.errors or []) or exc.detail
+        problem = "; ".join(p.said() for p in exc.problems) or exc.detail
         return await render_detail(
             request, session, endpoint, status_code=422, replay_problem=f"Not replayed: {problem}"
         )

@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 
 from hookline import endpoint_fields as spec
 from hookline.db import Row
-from hookline.errors import InvalidInput
+from hookline.errors import NOT_ALLOWED, UNKNOWN, UNRESOLVABLE, InvalidInput, Problem
 from hookline.fields import TEXT_MAX, URL_MAX, Name, Text, Url
 from hookline.sessions import Session
 
@@ -37,8 +37,6 @@ EDITABLE = (
     "max_in_flight",
 )
 FIELDS = ("subscriber", *EDITABLE, "signature")
-# how hookline.targets ends the refusal of an address: advice for whoever runs hookline
-_TARGET_HINT = "; add the network to HOOKLINE_ALLOWED_TARGET_NETWORKS to allow it"
 
 
 def _n(value: float) -> str:
@@ -163,31 +161,30 @@ def read_form(data: FormData, *, creating: bool, session: Session) -> EndpointFo
     return f
 
 
-def say(message: str, session: Session) -> str:
-    """A kernel message as the person looking can act on it: a subscriber cannot change
+def say(problem: Problem, session: Session) -> str:
+    """A kernel problem as the person looking can act on it: a subscriber cannot change
     the installation's settings, so it is told to use a public URL instead."""
-    if message.endswith(_TARGET_HINT):
-        head = message[: -len(_TARGET_HINT)]
+    if problem.kind == NOT_ALLOWED:
         if session.is_subscriber:
             return (
-                f"{head}; hookline only delivers to public addresses: use a URL that is "
-                "reachable from the internet"
+                f"{problem.message}; hookline only delivers to public addresses: use a URL "
+                "that is reachable from the internet"
             )
         return (
-            f"{head}; hookline only delivers to public addresses: use a public URL, or "
-            "allow the network with HOOKLINE_ALLOWED_TARGET_NETWORKS"
+            f"{problem.message}; hookline only delivers to public addresses: use a public "
+            "URL, or allow the network with HOOKLINE_ALLOWED_TARGET_NETWORKS"
         )
-    if message == "unknown subscriber":
+    if problem.kind == UNKNOWN and problem.at[-1:] == ("subscriber",):
         return "no such subscriber; it may have been deleted"
-    if message.startswith("could not resolve"):
-        return f"{message}: check the host name"
-    return message
+    if problem.kind == UNRESOLVABLE:
+        return f"{problem.message}: check the host name"
+    return problem.said()
 
 
 def kernel_errors(exc: InvalidInput, session: Session) -> dict[str, str]:
+    """The kernel's problems, each next to its field (``form`` for the rest)."""
     found: dict[str, str] = {}
-    for error in exc.errors or []:
-        loc = error.get("loc") or ["form"]
-        name = str(loc[-1]) if str(loc[-1]) in FIELDS else "form"
-        found.setdefault(name, say(str(error.get("msg", "")), session))
-    return found or {"form": say(exc.detail, session)}
+    for problem in exc.problems:
+        name = str(problem.at[-1]) if problem.at and str(problem.at[-1]) in FIELDS else "form"
+        found.setdefault(name, say(problem, session))
+    return found or {"form": exc.detail}

@@ -111,7 +111,7 @@ async def _check_url_too(request: Request, f: EndpointForm, session: Session) ->
         try:
             await check_target(f.fields["url"], services(request).settings.allowed_networks)
         except TargetRefused as exc:
-            f.errors["url"] = say(str(exc), session)
+            f.errors["url"] = say(kernel.url_problem(exc), session)
 
 
 async def _form_page(

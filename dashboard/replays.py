@@ -21,7 +21,7 @@ from dashboard.web import form, render, services, viewer
 from hookline import replays as kernel
 from hookline.db import Row
 from hookline.endpoints import list_endpoints
-from hookline.errors import Conflict, InvalidInput, NotFound
+from hookline.errors import Conflict, InvalidInput, NotFound, Problem
 from hookline.event_types import list_event_types
 from hookline.moments import RANGE, check_moment
 from hookline.sessions import Session
@@ -114,9 +114,9 @@ class ReplayForm:
         if isinstance(exc, NotFound):
             self.errors["endpoint"] = "Pick an endpoint from the list."
             return
-        for error in exc.errors or [{"loc": ["body", "statuses"], "msg": exc.detail}]:
-            name = str(error["loc"][-1])
-            self.errors[name if name in _FIELDS else "statuses"] = _sentence(error["msg"])
+        for problem in exc.problems or [Problem(("statuses",), exc.detail)]:
+            name = str(problem.at[-1]) if problem.at else "statuses"
+            self.errors[name if name in _FIELDS else "statuses"] = _sentence(problem.said())
 
 
 _FIELDS = ("endpoint", "types", "statuses", "since", "until", "missed", "rate")

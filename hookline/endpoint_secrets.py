@@ -14,7 +14,7 @@ import orjson
 
 from hookline import secrets
 from hookline.db import QUERIES, Pool, Row
-from hookline.errors import InvalidInput, NotFound
+from hookline.errors import InvalidInput, NotFound, Problem
 from hookline.vault import PREFIX, Vault, is_credential
 
 #: Replaced signing secrets kept at most after a rotation (at most 10 old keys).
@@ -63,7 +63,7 @@ def _new_secret(
             )
         return secrets.check_signing_secret(new)
     except ValueError as exc:
-        raise InvalidInput(str(exc), errors=[{"loc": ["body", "key"], "msg": str(exc)}]) from None
+        raise InvalidInput(str(exc), problems=[Problem(("key",), str(exc))]) from None
 
 
 async def rotate_secret(

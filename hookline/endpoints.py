@@ -17,7 +17,7 @@ import orjson
 from hookline import lanes, secrets
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.endpoint_fields import DEFAULTS
-from hookline.errors import Conflict, InvalidInput, NotFound
+from hookline.errors import UNKNOWN, Conflict, InvalidInput, NotFound, Problem
 from hookline.event_types import check_events, example_data
 from hookline.events import ingest_event
 from hookline.quotas import make_room
@@ -56,13 +56,18 @@ async def _check_url(url: str, allowed: Sequence[IPNetwork]) -> None:
     try:
         await check_target(url, allowed)
     except TargetRefused as exc:
-        raise InvalidInput(str(exc), errors=[{"loc": ["body", "url"], "msg": str(exc)}]) from None
+        raise InvalidInput(str(exc), problems=[url_problem(exc)]) from None
+
+
+def url_problem(exc: TargetRefused) -> Problem:
+    """A refused target as the problem with an endpoint's ``url``."""
+    return Problem(("url",), exc.reason, exc.kind, exc.hint)
 
 
 def _unknown_subscriber(uid: str) -> InvalidInput:
     return InvalidInput(
         f"no subscriber {uid!r}; create it first with POST /v1/subscribers",
-        errors=[{"loc": ["body", "subscriber"], "msg": "unknown subscriber"}],
+        problems=[Problem(("subscriber",), "unknown subscriber", UNKNOWN)],
     )
 
 
@@ -312,12 +317,12 @@ async def send_test_event(
     wanted = endpoint["event_types"]
     if wanted is not None and type_ not in wanted:
         msg = f"the endpoint does not receive {type_!r}; it receives {', '.join(wanted)}"
-        raise InvalidInput(msg, errors=[{"loc": ["body", "type"], "msg": msg}])
+        raise InvalidInput(msg, problems=[Problem(("type",), msg)])
     pinned: int | None = endpoint["schema_version"]
     if data is None:
         example = await example_data(pool, tenant_id, type_, pinned)
         data = {} if example is None or example[1] is None else orjson.loads(example[1])
-    [version] = await check_events(pool, tenant_id, [(type_, pinned, data)], [["body"]])
+    [version] = await check_events(pool, tenant_id, [(type_, pinned, data)], [()])
     event = {"type": type_, "data": data, "subscriber": endpoint["subscriber"], "version": version}
     # one endpoint only: one delivery, never more than any fan-out quota
     accepted = await ingest_event(pool, tenant_id, event, only_endpoint=endpoint_id, max_fanout=0)
@@ -366,4 +371,4 @@ def _stored_headers(
             f"send the value of {name!r}: hookline never shows credential values, so "
             f"{REDACTED!r} only keeps one it already stores"
         )
-        raise InvalidInput(msg, errors=[{"loc": ["body", "headers", name], "msg": msg}]) from None
+        raise InvalidInput(msg, problems=[Problem(("headers", name), msg)]) from None

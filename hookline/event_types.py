@@ -29,18 +29,20 @@ from asyncpg.pool import PoolConnectionProxy
 from jsonschema.protocols import Validator
 
 from hookline.db import QUERIES, Pool, Row, row
-from hookline.errors import Conflict, InvalidInput, NotFound
+from hookline.errors import UNKNOWN, Conflict, InvalidInput, NotFound, Problem
 from hookline.json_schema import (
     INLINE_STEPS,
     VALIDATION_THREADS,
     VALIDATION_THREADS_PER_TENANT,
-    Problem,
     ValidatorCache,
     compile_schema,
     data_problems,
     example_problems,
     quick_data_problems,
     schema_problems,
+)
+from hookline.json_schema import (
+    Problem as SchemaProblem,
 )
 from hookline.json_schema.workers import SchemaWorkers
 from hookline.quotas import make_room
@@ -97,7 +99,7 @@ async def create_event_type(
     if schema is None and example is not None:
         raise InvalidInput(
             "an example belongs to a schema version; send `schema` with it",
-            errors=[{"loc": ["body", "example"], "msg": "an example needs a schema"}],
+            problems=[Problem(("example",), "an example needs a schema")],
         )
     if schema is not None:
         await _check_schema(tenant_id, schema, example)
@@ -202,10 +204,11 @@ async def check_events(
     """Check events against their types before ingest; return the version to stamp on each.
 
     ``items`` are ``(type, requested schema version or None, data)`` with ``data`` the parsed
-    object (not JSON text); ``locs[i]`` is the error location prefix of item ``i``, e.g.
-    ``["body"]`` or ``["body", "events", 3]``. Each item gets the version it asked for, or
-    the type's latest when it asked for none, or None when the type has no schemas (or is
-    unknown and the tenant accepts unknown types). Deprecated types are accepted.
+    object (not JSON text); ``locs[i]`` is where item ``i`` is in the caller's input, e.g.
+    ``()`` for one event or ``("events", 3)`` in a batch. Each item gets the version it
+    asked for, or the type's latest when it asked for none, or None when the type has no
+    schemas (or is unknown and the tenant accepts unknown types). Deprecated types are
+    accepted.
 
     Raises :class:`InvalidInput` listing every problem of every item: ``[*loc, "data",
     *path]`` for each place the data fails its schema (at most MAX_PROBLEMS an item, or one
@@ -227,14 +230,14 @@ async def check_events(
     known: dict[str, tuple[str, int | None]] = {
         r["name"]: (r["id"], r["latest_version"]) for r in records if r["name"] is not None
     }
-    errors: list[tuple[int, dict[str, object]]] = []  # (item, error): sorted by item at the end
+    errors: list[tuple[int, Problem]] = []  # (item, problem): sorted by item at the end
     failing: set[int] = set()
     versions: list[int | None] = []
     for i, ((name, requested, _), loc) in enumerate(zip(items, locs, strict=True)):
         version, fault = _version_for(name, requested, known.get(name), refuse)
         versions.append(version)
         if fault is not None:
-            errors.append((i, {"loc": [*loc, fault[0]], "msg": fault[1]}))
+            errors.append((i, Problem((*loc, fault[0]), fault[1], fault[2])))
             failing.add(i)
     wanted = {
         (known[name][0], version)
@@ -250,42 +253,51 @@ async def check_events(
     found = await _problems(tenant_id, [(validator, data) for _, validator, data in checked])
     for (i, _, _), problems in zip(checked, found, strict=True):
         for path, msg in problems:
-            errors.append((i, {"loc": [*locs[i], "data", *path], "msg": msg}))
+            errors.append((i, Problem((*locs[i], "data", *path), msg)))
             failing.add(i)
     if errors:
         errors.sort(key=lambda error: error[0])
-        raise InvalidInput(_detail(len(items), len(failing)), errors=[e for _, e in errors])
+        raise InvalidInput(_detail(len(items), len(failing)), problems=[e for _, e in errors])
     return versions
 
 
 def _version_for(
     name: str, requested: int | None, found: tuple[str, int | None] | None, refuse: bool
-) -> tuple[int | None, tuple[str, str] | None]:
-    """The version to stamp on an event, or the field at fault and why."""
+) -> tuple[int | None, tuple[str, str, str] | None]:
+    """The version to stamp on an event, or the field at fault, why, and the kind."""
     if found is None:
         if refuse:
             return None, (
                 "type",
                 f"unknown event type {name!r}; register it with POST /v1/event-types",
+                UNKNOWN,
             )
         if requested is not None:
-            return None, ("version", f"event type {name!r} is not registered: no versions")
+            return None, (
+                "version",
+                f"event type {name!r} is not registered: no versions",
+                "invalid",
+            )
         return None, None
     latest = found[1]
     if requested is None:
         return latest, None
     if latest is None:
-        return None, ("version", f"event type {name!r} has no schema versions")
+        return None, ("version", f"event type {name!r} has no schema versions", "invalid")
     if not 1 <= requested <= latest:
-        return None, ("version", f"event type {name!r} has schema versions 1 to {latest}")
+        return None, (
+            "version",
+            f"event type {name!r} has schema versions 1 to {latest}",
+            "invalid",
+        )
     return requested, None
 
 
-async def _problems(tenant_id: str, work: list[tuple[Validator, Any]]) -> list[list[Problem]]:
+async def _problems(tenant_id: str, work: list[tuple[Validator, Any]]) -> list[list[SchemaProblem]]:
     """The problems of each ``(validator, data)``: on the loop while they fit INLINE_STEPS
     together, from the first that does not on in a worker thread (a quick answer is the
     full budget's answer, so where an event is checked changes nothing)."""
-    found: list[list[Problem]] = []
+    found: list[list[SchemaProblem]] = []
     left = INLINE_STEPS
     for validator, data in work:
         problems, spent = quick_data_problems(validator, data, left)
@@ -298,7 +310,7 @@ async def _problems(tenant_id: str, work: list[tuple[Validator, Any]]) -> list[l
     return found
 
 
-def _all_problems(work: list[tuple[Validator, Any]]) -> list[list[Problem]]:
+def _all_problems(work: list[tuple[Validator, Any]]) -> list[list[SchemaProblem]]:
     return [data_problems(validator, data, in_worker=True) for validator, data in work]
 
 
@@ -348,15 +360,14 @@ async def _check_schema(
             if where == "schema"
             else "the example does not match the schema"
         )
-        errors: list[dict[str, object]] = [
-            {"loc": ["body", where, *path], "msg": msg} for path, msg in problems
-        ]
-        raise InvalidInput(detail, errors=errors)
+        raise InvalidInput(
+            detail, problems=[Problem((where, *path), msg) for path, msg in problems]
+        )
 
 
 def _schema_and_example_problems(
     schema: dict[str, Any], example: dict[str, Any] | None, in_worker: bool
-) -> tuple[str, list[Problem]]:
+) -> tuple[str, list[SchemaProblem]]:
     problems = schema_problems(schema)
     if problems or example is None:
         return "schema", problems

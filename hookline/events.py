@@ -11,13 +11,22 @@ import asyncpg
 
 from hookline import lanes
 from hookline.db import QUERIES, Pool, Row, row
-from hookline.errors import Conflict, HooklineError, InvalidInput, NotFound
+from hookline.errors import (
+    TAKEN,
+    UNKNOWN,
+    Conflict,
+    HooklineError,
+    InvalidInput,
+    NotFound,
+    Path,
+    Problem,
+)
 from hookline.quotas import fanout_refused
 from hookline.vault import Vault
 
 MAX_BATCH = 1000
 
-Loc = list[str | int]
+Loc = Path  # where an event is in the caller's input: () alone, ("events", i) in a batch
 
 
 @dataclass(frozen=True)
@@ -125,12 +134,12 @@ def refusal(
     if written and not written[0].request_ok and max_fanout and written[0].fanout > max_fanout:
         return fanout_refused(max_fanout)
     unknown = [
-        {"loc": [*loc, "subscriber"], "msg": f"no subscriber {e.get('subscriber')!r}"}
+        Problem((*loc, "subscriber"), f"no subscriber {e.get('subscriber')!r}", UNKNOWN)
         for w, e, loc in zip(written, events, locs, strict=True)
         if not w.subscriber_ok
     ]
     if unknown:
-        return InvalidInput("an event names a subscriber that does not exist", errors=unknown)
+        return InvalidInput("an event names a subscriber that does not exist", problems=unknown)
     taken = [e.get("id") for w, e in zip(written, events, strict=True) if w.taken]
     if taken:
         return _taken(set(taken), events, locs)
@@ -140,8 +149,8 @@ def refusal(
 def _taken(taken: set[Any], events: Sequence[dict[str, Any]], locs: Sequence[Loc]) -> Conflict:
     return Conflict(
         "an event with this id exists already; a producer id is unique per tenant",
-        errors=[
-            {"loc": [*loc, "id"], "msg": f"event id {e.get('id')!r} is taken"}
+        problems=[
+            Problem((*loc, "id"), f"event id {e.get('id')!r} is taken", TAKEN)
             for e, loc in zip(events, locs, strict=True)
             if e.get("id") in taken
         ],
@@ -161,13 +170,13 @@ async def ingest_events(
     """Commit ``events`` (one request) and one delivery per endpoint that wants each: all
     or none. Durable on return.
 
-    ``locs[i]`` prefixes the error locations of event ``i`` (``["body"]`` for one event,
-    ``["body", "events", i]`` in a batch). :class:`QuotaExceeded` when the events would
-    make more than ``max_fanout`` deliveries (0: no limit); :class:`InvalidInput` for an
-    unknown subscriber; :class:`Conflict` for a producer id already taken. ``unsure``: as
-    for :func:`write_events`.
+    ``locs[i]`` is where event ``i`` is in the caller's input, the start of its problems'
+    paths (``()`` for one event, ``("events", i)`` in a batch). :class:`QuotaExceeded`
+    when the events would make more than ``max_fanout`` deliveries (0: no limit);
+    :class:`InvalidInput` for an unknown subscriber; :class:`Conflict` for a producer id
+    already taken. ``unsure``: as for :func:`write_events`.
     """
-    locs = locs if locs is not None else [["body"]] * len(events)
+    locs = locs if locs is not None else [()] * len(events)
     _refuse_repeated_ids([e.get("id") for e in events], locs)
     try:
         written = await write_events(
@@ -194,14 +203,14 @@ async def ingest_events(
 
 def _refuse_repeated_ids(ids: list[Any], locs: Sequence[Loc]) -> None:
     seen: set[str] = set()
-    errors = []
+    problems = []
     for pid, loc in zip(ids, locs, strict=True):
         if pid is not None and pid in seen:
-            errors.append({"loc": [*loc, "id"], "msg": f"event id {pid!r} repeats in the batch"})
+            problems.append(Problem((*loc, "id"), f"event id {pid!r} repeats in the batch", TAKEN))
         if pid is not None:
             seen.add(pid)
-    if errors:
-        raise Conflict("a producer event id appears twice in the batch", errors=errors)
+    if problems:
+        raise Conflict("a producer event id appears twice in the batch", problems=problems)
 
 
 async def ingest_event(

@@ -36,7 +36,7 @@ from hookline.errors import Conflict
 from hookline.events import Accepted, Loc, Written, refusal, write_events
 
 MAX_GROUP = 100  # events in one statement: bounds its duration, its locks and its fan-out
-_LOCS: list[Loc] = [["body"]]
+_LOCS: list[Loc] = [()]
 
 
 @dataclass(slots=True)

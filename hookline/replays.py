@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 
 from hookline.db import QUERIES, Pool, Row, row
-from hookline.errors import Conflict, InvalidInput, NotFound
+from hookline.errors import REQUIRED, Conflict, InvalidInput, NotFound, Problem
 from hookline.quotas import make_room_for_replay
 
 #: Statuses of deliveries a replay may re-queue (succeeded ones are sent again).
@@ -53,7 +53,7 @@ class ReplayFilter:
     missed: bool = False
 
     def check(self) -> None:
-        """Raise :class:`InvalidInput` (with body locations) if the filter makes no sense."""
+        """Raise :class:`InvalidInput` (saying which fields) if the filter makes no sense."""
         problems: list[tuple[str, str]] = []  # (field, what is wrong)
         unknown = sorted(set(self.statuses) - set(STATUSES))
         if unknown:
@@ -71,7 +71,7 @@ class ReplayFilter:
         if problems:
             raise InvalidInput(
                 "the replay filter is not valid; see errors",
-                errors=[{"loc": ["body", name], "msg": msg} for name, msg in problems],
+                problems=[Problem((name,), msg) for name, msg in problems],
             )
 
     @property
@@ -100,7 +100,7 @@ def _check_scope(f: ReplayFilter, subscriber_id: str | None) -> None:
     if subscriber_id is not None and f.endpoint is None:
         raise InvalidInput(
             "name the endpoint to replay: a subscriber replays one endpoint at a time",
-            errors=[{"loc": ["body", "endpoint"], "msg": "required"}],
+            problems=[Problem(("endpoint",), "required", REQUIRED)],
         )
 
 
@@ -144,7 +144,7 @@ async def create_replay(
     if not 1 <= rate <= MAX_RATE:
         raise InvalidInput(
             f"rate is 1 to {MAX_RATE} deliveries per second",
-            errors=[{"loc": ["body", "rate"], "msg": f"1 to {MAX_RATE}"}],
+            problems=[Problem(("rate",), f"1 to {MAX_RATE}")],
         )
     try:
         async with pool.acquire() as conn, conn.transaction():

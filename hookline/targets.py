@@ -20,19 +20,28 @@ import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from hookline.errors import NOT_ALLOWED, UNRESOLVABLE
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_URL_LENGTH = 2048
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_ALLOW_HINT = "add the network to HOOKLINE_ALLOWED_TARGET_NETWORKS to allow it"
+ALLOW_HINT = "add the network to HOOKLINE_ALLOWED_TARGET_NETWORKS to allow it"
 # What is left of a host after IDNA: letters, digits, hyphens, underscores, dots.
 # Anything else (%, \, spaces) is a parser-confusion attempt, not a real name.
 _HOST_CHARS = re.compile(r"[a-z0-9_.-]+")
 
 
 class TargetRefused(Exception):
-    """The URL or an address it leads to is not allowed; the message says why."""
+    """The URL or an address it leads to is not allowed: ``reason`` says why, ``kind``
+    what kind of refusal (hookline.errors: ``not_allowed`` by the installation's
+    networks, ``unresolvable``, or ``invalid``), ``hint`` how the operator could allow it.
+    The message is the reason and the hint together."""
+
+    def __init__(self, reason: str, kind: str = "invalid", hint: str | None = None) -> None:
+        super().__init__(reason if hint is None else f"{reason}; {hint}")
+        self.reason, self.kind, self.hint = reason, kind, hint
 
 
 def _table(*rows: tuple[str, str]) -> tuple[tuple[IPNetwork, str], ...]:
@@ -152,7 +161,7 @@ def _check(ip: str | IPAddress, allowed: Sequence[IPNetwork], name: str | None) 
     why = _refusal(address)
     if why is not None:
         said = f"{address} is" if name is None else f"{name} resolves to"
-        raise TargetRefused(f"refused: {said} {why}; {_ALLOW_HINT}")
+        raise TargetRefused(f"refused: {said} {why}", NOT_ALLOWED, ALLOW_HINT)
     if embedded is not None:
         why = _refusal(embedded)
         if why is not None:
@@ -161,7 +170,7 @@ def _check(ip: str | IPAddress, allowed: Sequence[IPNetwork], name: str | None) 
                 if name is None
                 else (f"{name} resolves to an address with an IPv4 address inside,")
             )
-            raise TargetRefused(f"refused: {said} {why}; {_ALLOW_HINT}")
+            raise TargetRefused(f"refused: {said} {why}", NOT_ALLOWED, ALLOW_HINT)
 
 
 def _refusal(address: IPAddress) -> str | None:
@@ -209,10 +218,10 @@ async def resolve_checked(host: str, port: int, allowed: Sequence[IPNetwork]) ->
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
-        raise TargetRefused(f"could not resolve {host}") from None
+        raise TargetRefused(f"could not resolve {host}", UNRESOLVABLE) from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
-        raise TargetRefused(f"could not resolve {host}")
+        raise TargetRefused(f"could not resolve {host}", UNRESOLVABLE)
     name = None if _is_plain_ip(host) else host  # name the host in messages unless redundant
     for address in addresses:
         _check(address, allowed, name)

@@ -10,7 +10,7 @@ import asyncpg
 
 from hookline import secrets
 from hookline.db import QUERIES, Pool, Row, row
-from hookline.errors import Conflict, InvalidInput, NotFound
+from hookline.errors import UNKNOWN, Conflict, InvalidInput, NotFound, Problem
 
 
 @dataclass(frozen=True)
@@ -114,4 +114,4 @@ def _unknown_operational_endpoint(endpoint_id: Any) -> InvalidInput:
         f"no endpoint {endpoint_id!r} of this tenant; name one of your endpoints "
         "(GET /v1/endpoints), or null for none"
     )
-    return InvalidInput(msg, errors=[{"loc": ["body", "operational_endpoint"], "msg": msg}])
+    return InvalidInput(msg, problems=[Problem(("operational_endpoint",), msg, UNKNOWN)])

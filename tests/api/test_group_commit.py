@@ -8,7 +8,15 @@ from typing import Any
 import httpx
 
 from hookline.db import Pool
-from hookline.errors import Conflict, HooklineError, InvalidInput, QuotaExceeded
+from hookline.errors import (
+    TAKEN,
+    UNKNOWN,
+    Conflict,
+    HooklineError,
+    InvalidInput,
+    Problem,
+    QuotaExceeded,
+)
 from hookline.events import Accepted
 from hookline.group_commit import GroupCommit
 from tests.api.test_endpoints import make_endpoint
@@ -103,12 +111,12 @@ async def test_one_events_refusal_leaves_its_neighbours_written(
         Accepted,
     ]
     unknown, dup, over = answers[1], answers[3], answers[6]
-    assert isinstance(unknown, HooklineError) and unknown.errors == [
-        {"loc": ["body", "subscriber"], "msg": "no subscriber 'nobody'"}
-    ]
-    assert isinstance(dup, HooklineError) and dup.errors == [
-        {"loc": ["body", "id"], "msg": "event id 'order-1' is taken"}
-    ]
+    assert isinstance(unknown, HooklineError) and unknown.problems == (
+        Problem(("subscriber",), "no subscriber 'nobody'", UNKNOWN),
+    )
+    assert isinstance(dup, HooklineError) and dup.problems == (
+        Problem(("id",), "event id 'order-1' is taken", TAKEN),
+    )
     assert isinstance(over, QuotaExceeded) and "more than 4 deliveries" in over.detail
     written = {r["id"] for r in await pool.fetch("SELECT id FROM events")}
     assert written == {taken.id, *(a.id for a in answers if isinstance(a, Accepted))}
