@@ -13,7 +13,7 @@ from api.http import JSON, page, read_query, services
 from api.openapi import operation
 from api.schemas import DeliveriesQuery, DeliveryOut, Page
 from hookline.db import Row
-from hookline.deliveries import get_delivery, list_deliveries, retry_delivery
+from hookline.deliveries import STATUS_CLASSES, get_delivery, list_deliveries, retry_delivery
 
 _FIELDS = (
     "id",
@@ -29,9 +29,6 @@ _FIELDS = (
     "created_at",
     "updated_at",
 )
-
-
-_CLASSES = {"1xx": 1, "2xx": 2, "3xx": 3, "4xx": 4, "5xx": 5, "none": 0}
 
 
 def delivery_shape(row: Row) -> dict[str, Any]:
@@ -70,7 +67,7 @@ async def index(request: Request) -> Response:
         limit=query.limit,
         after=query.after,
         before=query.before,
-        status_class=None if query.http_status is None else _CLASSES[query.http_status],
+        status_class=None if query.http_status is None else STATUS_CLASSES[query.http_status],
     )
     return page(rows, query.limit, delivery_shape)
 

@@ -12,23 +12,23 @@ from starlette.responses import Response
 from api.auth import tenant
 from api.http import JSON, page, read_model, read_query, services
 from api.openapi import ApiRoute, Handler, operation
-from api.schemas import ListQuery, Moment, Name, Page, Strict
+from api.schemas import ListQuery, Moment, Page, Strict
 from hookline import replays as kernel
 from hookline.db import Row
 from hookline.errors import UNKNOWN, InvalidInput, NotFound, Problem
+from hookline.fields import IdRef
 
 M = TypeVar("M", bound=BaseModel)
 
 State = Literal["running", "paused", "cancelled", "done"]
-Replayable = Literal["failed", "cancelled", "succeeded"]
 
 
 class ReplayIn(Strict):
-    types: Annotated[list[Name], Field(min_length=1, max_length=500)] | None = Field(
+    types: kernel.ReplayTypes | None = Field(
         default=None, description="Only events of these types; absent: every type."
     )
-    statuses: Annotated[list[Replayable], Field(max_length=3)] = Field(
-        default=["failed"],
+    statuses: kernel.ReplayStatuses = Field(
+        default=list(kernel.DEFAULT_STATUSES),
         description="Re-queue deliveries in these statuses (`succeeded` ones are sent "
         "again); may be empty with `missed`.",
     )
@@ -41,7 +41,7 @@ class ReplayIn(Strict):
         description="Also deliver the events since `since` this endpoint would receive but "
         "never got (e.g. while it was disabled), numbered after its current ones.",
     )
-    rate: Annotated[int, Field(ge=1, le=kernel.MAX_RATE)] | None = Field(
+    rate: kernel.ReplayRate | None = Field(
         default=None,
         description="Deliveries queued per second; absent: `HOOKLINE_REPLAY_RATE` (50).",
     )
@@ -51,14 +51,14 @@ class ReplayIn(Strict):
 
 
 class ReplaysIn(ReplayIn):
-    endpoint: Annotated[str, Field(max_length=200)] | None = Field(
+    endpoint: IdRef | None = Field(
         default=None, description="Only this endpoint's deliveries; absent: every endpoint."
     )
 
 
 class ReplayFilterOut(BaseModel):
     types: list[str] | None
-    statuses: list[Replayable]
+    statuses: list[kernel.Replayable]
     since: datetime | None
     until: datetime | None
     missed: bool

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.config import JsonDict
 
+from hookline.deliveries import DeliveryStatus, StatusClass
 from hookline.fields import Name, Text, Url
 from hookline.moments import RANGE, check_moment
 
@@ -58,10 +59,10 @@ class ListQuery(Strict):
 class DeliveriesQuery(ListQuery):
     endpoint: Annotated[str, Field(max_length=200)] | None = None
     event: Annotated[str, Field(max_length=200)] | None = None
-    status: Literal["pending", "retrying", "succeeded", "failed", "cancelled"] | None = None
+    status: DeliveryStatus | None = None
     after: IsoDatetime | None = Field(default=None, description="Created at or after.")
     before: IsoDatetime | None = Field(default=None, description="Created before.")
-    http_status: Literal["1xx", "2xx", "3xx", "4xx", "5xx", "none"] | None = Field(
+    http_status: StatusClass | None = Field(
         default=None, description="Class of the last answer; `none`: no answer at all."
     )
 

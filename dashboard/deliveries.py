@@ -24,22 +24,27 @@ from starlette.routing import BaseRoute, Route
 
 from dashboard.web import HEADERS, form, render, ring, services, viewer
 from hookline.db import Row
-from hookline.deliveries import event_of_producer_id, get_delivery, list_deliveries, retry_delivery
+from hookline.deliveries import (
+    STATUS_CLASSES,
+    STATUSES,
+    event_of_producer_id,
+    get_delivery,
+    list_deliveries,
+    retry_delivery,
+)
 from hookline.endpoints import list_endpoints
 from hookline.errors import Conflict, NotFound
 from hookline.event_types import list_event_types
 from hookline.events import get_event
+from hookline.fields import ID_MAX
 from hookline.moments import RANGE, check_moment
 from hookline.sessions import Session
 
-STATUSES = ("pending", "retrying", "succeeded", "failed", "cancelled")
-#: HTTP status classes of the last attempt, as the filter names them.
-CLASSES = {"2xx": 2, "3xx": 3, "4xx": 4, "5xx": 5, "none": 0}
 PAGE = 50
 #: Endpoints and event types offered in the filters' pickers.
 CHOICES = 200
 _LIVE = ("pending", "retrying")  # a delivery in these may still change on its own
-_MAX_TEXT = 200
+_MAX_TEXT = ID_MAX
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ def read_filters(params: QueryParams, *, status: str | None = None) -> Filters:
             errors[name] = f"At most {_MAX_TEXT} characters."
     if raw["status"] and raw["status"] not in STATUSES:
         errors["status"] = "Pick a status from the list."
-    if raw["http"] and raw["http"] not in CLASSES:
+    if raw["http"] and raw["http"] not in STATUS_CLASSES:
         errors["http"] = "Pick a class from the list."
     moments: dict[str, datetime] = {}
     for name in ("after", "before"):
@@ -137,7 +142,7 @@ async def _rows(request: Request, session: Session, f: Filters) -> tuple[list[Ro
         limit=PAGE + 1,
         after=_moment(f.after) if f.after else None,
         before=_moment(f.before) if f.before else None,
-        status_class=CLASSES[f.http] if f.http else None,
+        status_class=STATUS_CLASSES[f.http] if f.http else None,
         event_type=f.type or None,
         subscriber_id=session.subscriber_id,
     )
@@ -186,7 +191,10 @@ async def _list_page(request: Request, f: Filters, base: str, dead: bool) -> Res
         title="Dead letters" if dead else "Deliveries",
         dead=dead,
         status_options=[("", "Any status"), *((s, s.capitalize()) for s in STATUSES)],
-        http_options=[("", "Any"), *((c, "No answer" if c == "none" else c) for c in CLASSES)],
+        http_options=[
+            ("", "Any"),
+            *((c, "No answer" if c == "none" else c) for c in STATUS_CLASSES),
+        ],
         replay_query=urlencode(
             {
                 k: v

@@ -1,6 +1,8 @@
 """Replays: re-sending deliveries in bulk, with a dry-run count first and a progress bar.
 
-The pages drive the same kernel operations as ``/v1/replays``. A portal session replays
+The pages drive the same kernel operations as ``/v1/replays``, and the form is checked with
+the same types (``hookline.replays``). Its times come from date-and-time fields, which have
+no zone: they are read as UTC, as the form says. A portal session replays
 one of its own endpoints only (the endpoint is required and checked), and sees only the
 replays of its endpoints; another subscriber's replay id is a 404.
 """
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import FormData, ImmutableMultiDict
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,16 +23,19 @@ from starlette.routing import BaseRoute, Route
 from dashboard.web import form, render, services, viewer
 from hookline import replays as kernel
 from hookline.db import Row
+from hookline.endpoint_fields import EVENT_TYPES_MAX
 from hookline.endpoints import list_endpoints
 from hookline.errors import Conflict, InvalidInput, NotFound, Problem
 from hookline.event_types import list_event_types
+from hookline.fields import ID_MAX
 from hookline.moments import RANGE, check_moment
 from hookline.sessions import Session
 
 PAGE = 50
 CHOICES = 200  # endpoints and event types offered in the form
-_MAX_TEXT = 200
-_MAX_TYPES = 500
+_MAX_TEXT = ID_MAX
+_TYPES = TypeAdapter(kernel.ReplayTypes)
+_RATE = TypeAdapter(kernel.ReplayRate)
 
 
 @dataclass
@@ -38,7 +44,7 @@ class ReplayForm:
 
     endpoint: str = ""
     types: list[str] = field(default_factory=list)
-    statuses: list[str] = field(default_factory=lambda: ["failed"])
+    statuses: list[str] = field(default_factory=lambda: list(kernel.DEFAULT_STATUSES))
     since: str = ""
     until: str = ""
     missed: bool = False
@@ -60,7 +66,11 @@ class ReplayForm:
                 found += [v.strip() for v in values.getlist(name) if isinstance(v, str) and v]
             return found
 
-        statuses = many("statuses") if posted else (many("statuses", "status") or ["failed"])
+        statuses = (
+            many("statuses")
+            if posted
+            else (many("statuses", "status") or list(kernel.DEFAULT_STATUSES))
+        )
         return cls(
             endpoint=text("endpoint"),
             types=list(dict.fromkeys(many("types", "type"))),
@@ -88,13 +98,16 @@ class ReplayForm:
         rate = default_rate
         if self.rate:
             try:
-                rate = int(self.rate)
-            except ValueError:
-                rate = 0
-            if not 1 <= rate <= kernel.MAX_RATE:
+                rate = _RATE.validate_python(int(self.rate))
+            except ValueError:  # not a number, or pydantic's ValidationError (one too)
                 self.errors["rate"] = f"A whole number from 1 to {kernel.MAX_RATE}."
-        if len(self.types) > _MAX_TYPES or any(len(t) > _MAX_TEXT for t in self.types):
-            self.errors["types"] = f"At most {_MAX_TYPES} types of {_MAX_TEXT} characters."
+        if self.types:
+            try:
+                _TYPES.validate_python(self.types)
+            except ValidationError:
+                self.errors["types"] = (
+                    f"At most {EVENT_TYPES_MAX} event types, each a name from the catalog."
+                )
         if len(self.endpoint) > _MAX_TEXT:
             self.errors["endpoint"] = "Pick an endpoint from the list."
         if self.errors:

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal, get_args
 
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.errors import Conflict, NotFound
+
+DeliveryStatus = Literal["pending", "retrying", "succeeded", "failed", "cancelled"]
+STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
+#: What a list of deliveries may be filtered by: the class of the last attempt's answer.
+StatusClass = Literal["1xx", "2xx", "3xx", "4xx", "5xx", "none"]
+#: Each class as ``list_deliveries`` takes it: the status's hundreds, 0 for no answer.
+STATUS_CLASSES: dict[str, int] = {
+    name: 0 if name == "none" else int(name[0]) for name in get_args(StatusClass)
+}
 
 
 async def list_deliveries(

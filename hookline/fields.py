@@ -19,6 +19,10 @@ TEXT_MAX = 1000
 URL_MAX = 2048
 
 Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)]
+ID_MAX = 200
+#: An id given to look something up (an endpoint's, an event's): whatever is sent is looked
+#: for, up to a length no id reaches.
+IdRef = Annotated[str, Field(max_length=ID_MAX)]
 Text = Annotated[str, Field(max_length=TEXT_MAX)]
 Url = Annotated[str, Field(min_length=1, max_length=URL_MAX)]
 

@@ -20,18 +20,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import asyncpg
+from pydantic import Field
 
 from hookline.db import QUERIES, Pool, Row, row
+from hookline.endpoint_fields import EVENT_TYPES_MAX
 from hookline.errors import REQUIRED, Conflict, InvalidInput, NotFound, Problem
+from hookline.fields import Name
 from hookline.quotas import make_room_for_replay
 
 #: Statuses of deliveries a replay may re-queue (succeeded ones are sent again).
-STATUSES = ("failed", "cancelled", "succeeded")
+Replayable = Literal["failed", "cancelled", "succeeded"]
+STATUSES: tuple[str, ...] = get_args(Replayable)
+#: What a replay re-queues unless it names statuses.
+DEFAULT_STATUSES: tuple[Replayable, ...] = ("failed",)
 #: Most deliveries a replay queues per second.
 MAX_RATE = 1000
+
+# what a replay's filter and rate may be, for the API's models and the dashboard's form
+ReplayTypes = Annotated[list[Name], Field(min_length=1, max_length=EVENT_TYPES_MAX)]
+ReplayStatuses = Annotated[list[Replayable], Field(max_length=len(STATUSES))]
+ReplayRate = Annotated[int, Field(ge=1, le=MAX_RATE)]
 
 # action -> (the state it leads to, the states it may start from)
 _MOVES = {
@@ -47,7 +58,7 @@ class ReplayFilter:
 
     endpoint: str | None = None
     types: Sequence[str] | None = None
-    statuses: Sequence[str] = ("failed",)
+    statuses: Sequence[str] = DEFAULT_STATUSES
     since: datetime | None = None
     until: datetime | None = None
     missed: bool = False
