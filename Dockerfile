@@ -5,6 +5,7 @@ COPY hookline hookline
 COPY api api
 COPY delivery delivery
 COPY dashboard dashboard
+COPY composition composition
 COPY migrations migrations
 RUN pip install --no-cache-dir . && useradd --system hookline
 USER hookline

@@ -28,6 +28,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 
 # make bench BENCH_ARGS="--quick --only fanout,drain"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -16,11 +17,12 @@ from starlette.routing import BaseRoute, Route
 
 from api import deliveries, endpoints, event_types, events, replays, settings, subscribers
 from api.auth import KeyCache
-from api.http import JSON, services
+from api.http import JSON
 from api.openapi import operation, spec
 from api.problems import HANDLERS
 from api.schemas import Health
 from hookline.db import QUERIES
+from hookline.services import services
 
 
 async def healthz(request: Request) -> Response:
@@ -127,6 +129,17 @@ def routes() -> list[BaseRoute]:
 
 def exception_handlers() -> dict[Any, Any]:
     return dict(HANDLERS)
+
+
+#: Every path under it is the API's (an unknown one is a problem+json 404, not a page).
+PREFIX = "/v1"
+
+
+def paths(routes: Sequence[BaseRoute]) -> Callable[[str], bool]:
+    """Whether a path is the API's to answer: anything under :data:`PREFIX`, and the
+    routes it has outside it (``/openapi.json``, ``/metrics``, the health checks)."""
+    exact = frozenset(str(getattr(route, "path", "")) for route in routes)
+    return lambda path: path == PREFIX or path.startswith(PREFIX + "/") or path in exact
 
 
 def init_state(state: Any) -> None:

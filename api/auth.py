@@ -11,7 +11,7 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from api.http import services
+from hookline.services import services
 from hookline.tenants import Tenant, tenant_for_key
 
 TTL = 1.0  # seconds: a revoked key is refused within about this long

@@ -9,11 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import tenant
-from api.http import JSON, page, read_query, services
+from api.http import JSON, page, read_query
 from api.openapi import operation
 from api.schemas import DeliveriesQuery, DeliveryOut, Page
 from hookline.db import Row
 from hookline.deliveries import STATUS_CLASSES, get_delivery, list_deliveries, retry_delivery
+from hookline.services import services
 
 _FIELDS = (
     "id",

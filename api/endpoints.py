@@ -20,13 +20,14 @@ from api.endpoint_models import (
     SecretOut,
     SecretRotateIn,
 )
-from api.http import JSON, page, read_model, read_query, services
+from api.http import JSON, page, read_model, read_query
 from api.openapi import operation
 from api.schemas import Page
 from hookline import endpoints as kernel
 from hookline.db import Row
 from hookline.endpoint_secrets import rotate_secret as kernel_rotate
 from hookline.endpoint_secrets import signing_keys
+from hookline.services import services
 from hookline.vault import shown_headers
 
 M = TypeVar("M", bound=BaseModel)

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import tenant
-from api.http import JSON, read_model, read_query, services
+from api.http import JSON, read_model, read_query
 from api.openapi import operation
 from api.schemas import ListQuery, Name, Page, Strict, Text
 from hookline.db import Row
@@ -25,6 +25,7 @@ from hookline.event_types import (
     list_schema_versions,
     update_event_type,
 )
+from hookline.services import services
 
 _SCHEMA = (
     "A JSON Schema (draft 2020-12) that every event's `data` must match. `$ref` resolves "

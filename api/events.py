@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import tenant
-from api.http import JSON, page, read_model, read_query, services
+from api.http import JSON, page, read_model, read_query
 from api.openapi import operation
 from api.schemas import IsoDatetime, ListQuery, Moment, Name, Page, Strict, Url
 from hookline import events as kernel
@@ -20,6 +20,7 @@ from hookline.db import Row
 from hookline.errors import Path
 from hookline.event_types import check_events
 from hookline.links import verify_event_link
+from hookline.services import services
 
 BATCH_BODY = 16 * 1024 * 1024  # bytes: a batch of 1000 events may carry more than one
 

@@ -4,49 +4,22 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from redis.asyncio import Redis
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from api.problems import Refused
-from hookline.db import Pool, Row
-from hookline.doorbell import Doorbell
-from hookline.group_commit import GroupCommit
-from hookline.metrics import Metrics
-from hookline.rates import IngestRates
-from hookline.settings import Settings
-from hookline.vault import Vault
+from hookline.db import Row
 
 M = TypeVar("M", bound=BaseModel)
 
 MAX_BODY = 1024 * 1024  # bytes; checked before a body is read
 MAX_DEPTH = 32  # levels of JSON nesting
-
-
-@dataclass(frozen=True)
-class Services:
-    """What routes need, built by the composition root (the CLI) and put on app.state."""
-
-    settings: Settings
-    pool: Pool
-    redis: Redis
-    doorbell: Doorbell
-    metrics: Metrics
-    rates: IngestRates
-    vault: Vault
-    ingest: GroupCommit
-
-
-def services(request: Request) -> Services:
-    found: Services = request.app.state.services
-    return found
 
 
 def _default(value: Any) -> Any:

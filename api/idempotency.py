@@ -24,10 +24,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import tenant
-from api.http import read_body, services
+from api.http import read_body
 from api.problems import Refused, kernel_problem, problem, refused_problem, validation_errors
 from hookline.db import QUERIES
 from hookline.errors import Conflict, HooklineError
+from hookline.services import services
 
 Handler = Callable[[Request], Awaitable[Response]]
 

@@ -10,13 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import tenant
-from api.http import JSON, page, read_model, read_query, services
+from api.http import JSON, page, read_model, read_query
 from api.openapi import ApiRoute, Handler, operation
 from api.schemas import ListQuery, Moment, Page, Strict
 from hookline import replays as kernel
 from hookline.db import Row
 from hookline.errors import UNKNOWN, InvalidInput, NotFound, Problem
 from hookline.fields import IdRef
+from hookline.services import services
 
 M = TypeVar("M", bound=BaseModel)
 

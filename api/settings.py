@@ -10,11 +10,12 @@ from starlette.responses import Response
 
 from api.auth import tenant
 from api.endpoint_models import unset
-from api.http import JSON, read_model, services
+from api.http import JSON, read_model
 from api.openapi import operation
 from api.schemas import Name, Strict
 from hookline.db import Row
 from hookline.endpoint_fields import DisableAfter, RetrySchedule, Timeout
+from hookline.services import services
 from hookline.tenants import tenant_settings, update_tenant_settings
 
 _UNKNOWN = (

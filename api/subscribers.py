@@ -11,12 +11,13 @@ from starlette.responses import Response
 
 from api.auth import tenant
 from api.endpoint_models import unset
-from api.http import JSON, page, read_model, read_query, services
+from api.http import JSON, page, read_model, read_query
 from api.openapi import operation
 from api.schemas import ListQuery, Name, Page, Strict
 from hookline import subscribers as kernel
 from hookline.db import Row
 from hookline.portal import create_portal_link
+from hookline.services import services
 
 SubscriberName = Annotated[str, Field(max_length=200, description="A name to show for it.")]
 

@@ -5,7 +5,7 @@ vendored Redoc. Each page module has its ``routes``; this one puts them together
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,45 +82,27 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-# paths the API answers (problem+json); every other path is a page
-_API_PREFIXES = ("/v1/", "/openapi.json", "/metrics", "/healthz", "/readyz")
-
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
-def exception_handlers(api: Mapping[Any, Handler]) -> dict[Any, Handler]:
-    """The API's handlers, except that pages get their errors as pages and a signed-out
-    visitor of a page is sent to the login form."""
-    api_http, api_crash, api_domain = api[HTTPException], api[Exception], api[HooklineError]
-
-    def is_page(request: Request) -> bool:
-        return not request.url.path.startswith(_API_PREFIXES)
-
-    async def on_http(request: Request, exc: Exception) -> Response:
-        if is_page(request):
-            return await error_page(request, exc)
-        return await api_http(request, exc)
+def exception_handlers() -> dict[Any, Handler]:
+    """Every error of a page as a page; a signed-out visitor is sent to the login form."""
 
     async def on_domain(request: Request, exc: Exception) -> Response:
         # a kernel error no page handler turned into a form message (a quota, say)
-        if is_page(request):
-            assert isinstance(exc, HooklineError)
-            answer = HTTPException(status_of(exc), exc.detail, retry_headers(exc))
-            return await error_page(request, answer)
-        return await api_domain(request, exc)
+        assert isinstance(exc, HooklineError)
+        answer = HTTPException(status_of(exc), exc.detail, retry_headers(exc))
+        return await error_page(request, answer)
 
     async def on_crash(request: Request, exc: Exception) -> Response:
-        if is_page(request):
-            log.exception("page %s failed", request.url.path, exc_info=exc)
-            return await error_page(
-                request, HTTPException(500, "Something went wrong on our side; it has been logged.")
-            )
-        return await api_crash(request, exc)
+        log.exception("page %s failed", request.url.path, exc_info=exc)
+        return await error_page(
+            request, HTTPException(500, "Something went wrong on our side; it has been logged.")
+        )
 
     return {
-        **api,
         SignedOut: signed_out,
-        HTTPException: on_http,
+        HTTPException: error_page,
         HooklineError: on_domain,
         Exception: on_crash,
     }

@@ -40,20 +40,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from dashboard.web import (
-    COOKIE,
-    HEADERS,
-    LOGIN_FORM,
-    Services,
-    form,
-    read_form,
-    render,
-    same_origin,
-    services,
-    viewer,
-)
+from dashboard.web import COOKIE, HEADERS, LOGIN_FORM, form, read_form, render, same_origin, viewer
 from hookline.errors import NotFound
 from hookline.portal import PORTAL_LOGIN_PATH, redeem_portal_link
+from hookline.services import Services, services
 from hookline.sessions import (
     OPERATOR_TTL,
     SUBSCRIBER_TTL,

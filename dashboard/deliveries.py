@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from dashboard.web import HEADERS, form, render, ring, services, viewer
+from dashboard.web import HEADERS, form, render, ring, viewer
 from hookline.db import Row
 from hookline.deliveries import (
     STATUS_CLASSES,
@@ -38,6 +38,7 @@ from hookline.event_types import list_event_types
 from hookline.events import get_event
 from hookline.fields import ID_MAX
 from hookline.moments import RANGE, check_moment
+from hookline.services import services
 from hookline.sessions import Session
 
 PAGE = 50

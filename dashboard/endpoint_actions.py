@@ -25,13 +25,14 @@ from dashboard.endpoints import (
     render_detail,
     test_delivery,
 )
-from dashboard.web import form, render, ring, services, viewer
+from dashboard.web import form, render, ring, viewer
 from hookline import endpoints as kernel
 from hookline.endpoint_secrets import rotate_secret, signing_keys
 from hookline.errors import Busy, Conflict, InvalidInput, NotFound
 from hookline.fields import is_name
 from hookline.replays import ReplayFilter, create_replay
 from hookline.secrets import SignatureKind
+from hookline.services import services
 from hookline.sessions import Session
 
 _GONE = "There is no such endpoint; it may have been deleted."

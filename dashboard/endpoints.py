@@ -31,7 +31,7 @@ from dashboard.endpoint_form import (
     read_form,
     say,
 )
-from dashboard.web import form, render, services, viewer
+from dashboard.web import form, render, viewer
 from hookline import endpoint_fields as spec
 from hookline import endpoints as kernel
 from hookline.db import Pool, Row
@@ -40,6 +40,7 @@ from hookline.errors import InvalidInput, NotFound
 from hookline.event_types import list_event_types
 from hookline.moments import check_moment
 from hookline.replays import ReplayFilter, count_replay
+from hookline.services import services
 from hookline.sessions import Session
 from hookline.subscribers import list_subscribers
 from hookline.targets import TargetRefused, check_target

@@ -15,9 +15,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from dashboard.events import pretty_json
-from dashboard.web import render, services, viewer
+from dashboard.web import render, viewer
 from hookline.errors import NotFound
 from hookline.event_types import get_event_type, list_event_types, list_schema_versions
+from hookline.services import services
 
 PAGE = 100
 VERSIONS_SHOWN = 50

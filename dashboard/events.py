@@ -15,11 +15,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from dashboard.web import render, services, viewer
+from dashboard.web import render, viewer
 from hookline.deliveries import event_of_producer_id
 from hookline.errors import NotFound
 from hookline.event_types import list_event_types
 from hookline.events import event_deliveries, event_detail, event_fanouts, list_events
+from hookline.services import services
 
 PAGE = 50
 DELIVERIES_SHOWN = 200

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from dashboard import charts
-from dashboard.web import render, services, viewer
+from dashboard.web import render, viewer
 from hookline.activity import (
     Bucket,
     activity,
@@ -27,6 +27,7 @@ from hookline.activity import (
     total,
     window,
 )
+from hookline.services import services
 
 FAILING_SHOWN = 10
 

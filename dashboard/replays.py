@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from dashboard.web import form, render, services, viewer
+from dashboard.web import form, render, viewer
 from hookline import replays as kernel
 from hookline.db import Row
 from hookline.endpoint_fields import EVENT_TYPES_MAX
@@ -29,6 +29,7 @@ from hookline.errors import Conflict, InvalidInput, NotFound, Problem
 from hookline.event_types import list_event_types
 from hookline.fields import ID_MAX
 from hookline.moments import RANGE, check_moment
+from hookline.services import services
 from hookline.sessions import Session
 
 PAGE = 50

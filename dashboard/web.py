@@ -17,23 +17,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from redis.asyncio import Redis
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from hookline import __version__
-from hookline.db import Pool
-from hookline.doorbell import Doorbell
-from hookline.rates import IngestRates
+from hookline.services import services
 from hookline.sessions import Session, load_session
-from hookline.settings import Settings
-from hookline.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -60,22 +55,6 @@ HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
-
-
-class Services(Protocol):
-    """What the composition root puts on ``app.state.services`` that pages use."""
-
-    settings: Settings
-    pool: Pool
-    redis: Redis
-    doorbell: Doorbell
-    rates: IngestRates
-    vault: Vault
-
-
-def services(request: Request) -> Services:
-    found: Services = request.app.state.services
-    return found
 
 
 def ring(request: Request) -> None:

@@ -33,7 +33,7 @@ import orjson
 from aiohttp import web
 from redis.asyncio import Redis
 
-from hookline.cli import build_app
+from composition.web import build_app
 from hookline.db import Pool
 from hookline.settings import Settings
 from tests.conftest import TenantKey

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from hookline.cli import build_app
+from composition.web import build_app
 from hookline.db import Pool, open_pool
 from hookline.metrics import Metrics
 from hookline.migrations import migrate
@@ -53,7 +53,7 @@ def backing_urls() -> Iterator[tuple[str, str]]:
     if pg and redis:
         yield pg, redis
         return
-    from hookline.embedded import start_embedded
+    from composition.embedded import start_embedded
 
     folder = Path(tempfile.mkdtemp(prefix="hookline-test-"))
     services, stop = start_embedded(folder, need_postgres=not pg, need_redis=not redis)

@@ -19,11 +19,11 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hookline.embedded.accounts import Account, account_for, run_as
-from hookline.embedded.binaries import postgres_bin_dir, valkey_binary
-from hookline.embedded.postgres import POSTGRES_USER, start_postgres
-from hookline.embedded.servers import HOST, Server
-from hookline.embedded.valkey import start_valkey
+from composition.embedded.accounts import Account, account_for, run_as
+from composition.embedded.binaries import postgres_bin_dir, valkey_binary
+from composition.embedded.postgres import POSTGRES_USER, start_postgres
+from composition.embedded.servers import HOST, Server
+from composition.embedded.valkey import start_valkey
 from hookline.migrations import migrate
 from hookline.settings import Settings
 from tests.receiver import wait_for

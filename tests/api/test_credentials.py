@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook
 
-from hookline.cli import build_app
+from composition.web import build_app
 from hookline.db import Pool
 from hookline.endpoint_secrets import reseal_all
 from hookline.links import event_link, verify_event_link

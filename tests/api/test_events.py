@@ -243,7 +243,7 @@ async def test_deliveries_filter_by_http_status_class(
 async def test_ingest_rate_limit_answers_429(
     tenant: TenantKey, settings: Settings, pool: Pool, redis: Redis
 ) -> None:
-    from hookline.cli import build_app
+    from composition.web import build_app
 
     limited = settings.model_copy(update={"ingest_rate_limit": 3})
     app = build_app(limited, pool, redis)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
 from api.openapi import ApiRoute
-from hookline.cli import build_app
+from composition.web import build_app
 from hookline.db import Pool
 from hookline.settings import Settings
 from hookline.tenants import create_tenant
@@ -54,7 +54,7 @@ async def walk(settings: Settings, pool: Pool, redis: Redis) -> AsyncIterator[Wa
     app = build_app(settings, pool, redis)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://hookline.test") as client:
-        yield Walk(client, api_routes(app.routes))
+        yield Walk(client, api_routes(app.api.routes))
 
 
 async def _two_tenants(pool: Pool, walk: Walk) -> tuple[Seeded, Seeded]:

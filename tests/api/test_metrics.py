@@ -8,7 +8,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from hookline.cli import build_app
+from composition.web import build_app
 from hookline.db import Pool
 from hookline.metrics import Metrics
 from hookline.settings import Settings

@@ -39,7 +39,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from hookline.cli import build_app
+from composition.web import build_app
 from hookline.db import Pool
 from hookline.settings import Settings
 from hookline.tenants import create_tenant
@@ -160,7 +160,7 @@ async def live(settings: Settings, pool: Pool, redis: Redis) -> AsyncIterator[Li
         await wait_for(started, what="uvicorn to start")
         port = server.servers[0].sockets[0].getsockname()[1]
         url = f"http://127.0.0.1:{port}"
-        routes = api_routes(app.routes)
+        routes = api_routes(app.api.routes)
         async with httpx.AsyncClient(base_url=url) as client:
             tenants = []
             for tag in ("a", "b"):

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from hookline.cli import build_app
+from composition.web import build_app
 from hookline.db import Pool
 from hookline.rates import IngestRates
 from hookline.settings import Settings

@@ -41,7 +41,7 @@ from playwright.async_api import (
 )
 from redis.asyncio import Redis
 
-from hookline.cli import build_app
+from composition.web import build_app
 from hookline.db import Pool, open_pool
 from hookline.settings import Settings
 from hookline.tenants import create_user

@@ -20,9 +20,9 @@ import pytest
 import uvicorn
 from redis.asyncio import Redis
 
+from composition.web import build_app
 from dashboard.auth import LOGIN_TTL, MAX_PER_ADDRESS, MAX_PER_EMAIL, WINDOW, _login_mac
 from dashboard.web import LOGIN_FORM, PAGE_FORM
-from hookline.cli import build_app
 from hookline.db import Pool
 from hookline.sessions import _DUMMY_HASH, PasswordChecks
 from hookline.settings import Settings

@@ -14,10 +14,9 @@ import httpx
 import pytest
 from aiohttp import web
 from redis.asyncio import Redis
-from starlette.applications import Starlette
 
+from composition.web import WebApp, build_app
 from hookline import endpoints as kernel
-from hookline.cli import build_app
 from hookline.db import Pool
 from hookline.endpoint_secrets import rotate_secret, signing_keys
 from hookline.errors import NotFound
@@ -58,12 +57,12 @@ def _error_of(page: str, field: str) -> str:
 
 
 @pytest.fixture
-def app(settings: Settings, pool: Pool, redis: Redis) -> Starlette:
+def app(settings: Settings, pool: Pool, redis: Redis) -> WebApp:
     return build_app(settings, pool, redis)
 
 
 @pytest.fixture
-async def browsers(app: Starlette) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
+async def browsers(app: WebApp) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
     """Open browsers (separate cookie jars) on the one app; all closed at the end."""
     opened: list[httpx.AsyncClient] = []
 

@@ -19,9 +19,9 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
+from composition.web import build_app
 from dashboard import charts
 from hookline.activity import percentile, window
-from hookline.cli import build_app
 from hookline.db import Pool, open_pool
 from hookline.migrations import migrate
 from hookline.settings import Settings

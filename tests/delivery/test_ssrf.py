@@ -39,7 +39,7 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from hookline.cli import build_app
+from composition.web import build_app
 from hookline.db import Pool
 from hookline.settings import Settings
 from tests.conftest import TenantKey, running_worker

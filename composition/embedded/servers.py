@@ -18,10 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hookline.embedded.accounts import Account, own, run_as
+from composition.embedded.accounts import Account, own, run_as
 
 # One logger for the whole package: log lines keep the name they had as a single module.
-logger = logging.getLogger("hookline.embedded")
+logger = logging.getLogger("composition.embedded")
 
 HOST = "127.0.0.1"
 

@@ -34,12 +34,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hookline.embedded.accounts import account_for, own
-from hookline.embedded.binaries import postgres_bin_dir, valkey_binary
-from hookline.embedded.lock import DataDirLock
-from hookline.embedded.postgres import POSTGRES_USER, start_postgres
-from hookline.embedded.servers import HOST, Server
-from hookline.embedded.valkey import start_valkey
+from composition.embedded.accounts import account_for, own
+from composition.embedded.binaries import postgres_bin_dir, valkey_binary
+from composition.embedded.lock import DataDirLock
+from composition.embedded.postgres import POSTGRES_USER, start_postgres
+from composition.embedded.servers import HOST, Server
+from composition.embedded.valkey import start_valkey
 
 __all__ = ["EmbeddedServices", "embedded_services", "start_embedded"]
 
