@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, Field
 from pydantic.config import JsonDict
 
-from api.schemas import ListQuery, Name, Strict, Text, Url
+from api.schemas import ListQuery, Name, Strict, Text
 from hookline.endpoint_fields import (
     DEFAULT_FORMAT,
     DEFAULT_MAX_IN_FLIGHT,
@@ -38,15 +38,17 @@ from hookline.endpoint_fields import (
     SchemaVersion,
     SensitiveHeaders,
     Signature,
+    TargetUrl,
     Timeout,
 )
-from hookline.secrets import SignatureKind, check_signing_secret
+from hookline.fields import Declared
+from hookline.secrets import SECRET_PATTERN, SignatureKind, check_signing_secret
 from hookline.vault import REDACTED
 
 
 class EndpointIn(Strict):
     subscriber: Name = Field(description="uid of the subscriber that owns the endpoint.")
-    url: Url
+    url: TargetUrl
     description: Text = ""
     event_types: EventTypes | None = None
     ordering: Ordering = DEFAULT_ORDERING
@@ -86,7 +88,7 @@ class EndpointPatch(Strict):
     sends what waited, in order, and resuming a disabled endpoint answers with a
     `replay_offer` for what it missed."""
 
-    url: Url = unset()
+    url: TargetUrl = unset()
     description: Text = unset()
     event_types: EventTypes | None = None
     ordering: Ordering = unset()
@@ -187,7 +189,16 @@ class SecretOut(BaseModel):
 
 
 class SecretRotateIn(Strict):
-    key: Annotated[str, Field(max_length=100), AfterValidator(check_signing_secret)] | None = Field(
+    key: (
+        Annotated[
+            str,
+            # declared, and checked by check_signing_secret with a message for each way
+            Field(max_length=100),
+            Declared(SECRET_PATTERN),
+            AfterValidator(check_signing_secret),
+        ]
+        | None
+    ) = Field(
         default=None,
         description="The new HMAC secret, `whsec_` and base64 of 24 to 64 bytes; absent: a "
         "new random secret or keypair. ed25519 keypairs are always made by hookline.",

@@ -19,6 +19,7 @@ from hookline import events as kernel
 from hookline.db import Row
 from hookline.errors import Path
 from hookline.event_types import check_events
+from hookline.fields import WHOLE
 from hookline.links import verify_event_link
 from hookline.services import services
 
@@ -31,7 +32,7 @@ class EventIn(Strict):
     id: Name | None = Field(default=None, description="Producer's id, unique per tenant.")
     type: Name = Field(description="Event type, e.g. `order.created`.")
     data: dict[str, Any] = Field(description="The event's content: a JSON object.")
-    version: Annotated[int, Field(ge=1)] | None = Field(
+    version: Annotated[int, Field(ge=1), WHOLE] | None = Field(
         default=None, description="Schema version of the type; absent: the latest."
     )
     subject: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(

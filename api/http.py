@@ -89,7 +89,7 @@ def _refuse_huge_integers(value: Any) -> None:
         item, loc = stack.pop()
         if isinstance(item, int) and not isinstance(item, bool):
             if not _INT64[0] <= item <= _INT64[1]:
-                raise Refused(_HUGE, [{"loc": loc, "msg": _HUGE}])
+                raise Refused(_HUGE, [{"loc": loc, "msg": _HUGE, "kind": "unstorable"}])
         elif isinstance(item, dict):
             stack.extend((child, [*loc, key]) for key, child in item.items())
         elif isinstance(item, list):
@@ -102,7 +102,7 @@ def _refuse_nul(value: Any) -> None:
     while stack:
         item, loc = stack.pop()
         if isinstance(item, str) and "\x00" in item:
-            raise Refused(_NUL, [{"loc": loc, "msg": _NUL}])
+            raise Refused(_NUL, [{"loc": loc, "msg": _NUL, "kind": "unstorable"}])
         if isinstance(item, dict):
             for key, child in item.items():
                 stack.append((key, loc))

@@ -33,6 +33,9 @@ from hookline.services import services
 Handler = Callable[[Request], Awaitable[Response]]
 
 HEADER = "Idempotency-Key"
+KEY_LENGTH = (1, 255)
+#: The header as the OpenAPI document declares it.
+HEADER_SCHEMA = {"type": "string", "minLength": KEY_LENGTH[0], "maxLength": KEY_LENGTH[1]}
 _ABANDONED = 60.0  # seconds after which an unfinished key's request is taken for dead
 _WAIT = 30.0  # longest a racing request waits for the first one
 
@@ -42,10 +45,11 @@ def idempotent(handler: Handler) -> Handler:
         key = request.headers.get(HEADER)
         if key is None:
             return await handler(request)
-        if not 1 <= len(key) <= 255:
+        low, high = KEY_LENGTH
+        if not low <= len(key) <= high:
             raise Refused(
-                f"{HEADER} is 1 to 255 characters",
-                [{"loc": ["header", HEADER], "msg": "1 to 255 characters"}],
+                f"{HEADER} is {low} to {high} characters",
+                [{"loc": ["header", HEADER], "msg": f"{low} to {high} characters"}],
             )
         owner = await tenant(request)
         body = await read_body(request)

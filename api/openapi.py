@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from api.auth import tenant
-from api.idempotency import HEADER
+from api.idempotency import HEADER, HEADER_SCHEMA
 from api.idempotency import idempotent as keep_responses
 from hookline import __version__
 from hookline.errors import NotFound
@@ -37,6 +37,10 @@ _REF = "#/components/schemas/{model}"
 # would refuse a NUL with a driver error.
 PATH_VALUE = r"^[A-Za-z0-9_.:-]{1,200}$"
 _PATH_VALUE = re.compile(PATH_VALUE)
+
+
+# what the API refuses in every query string value (see api/http.py read_query)
+NO_NUL = "^[^\\u0000]*$"
 
 
 class Problem(BaseModel):
@@ -172,7 +176,9 @@ def spec(routes: Iterable[BaseRoute], *, title: str = "hookline API") -> dict[st
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs, defs)
-    schemas = {name: {**_untitled(d), "title": d.get("title", name)} for name, d in defs.items()}
+    schemas = {
+        name: {**_storable(_untitled(d)), "title": d.get("title", name)} for name, d in defs.items()
+    }
     # in the order the routes come, the service's own health checks last
     tags = sorted(dict.fromkeys(op.tag for op in ops), key=lambda tag: tag == "Operations")
     return {
@@ -207,7 +213,38 @@ def _query_value(prop: dict[str, Any]) -> dict[str, Any]:
         prop = {**{k: v for k, v in prop.items() if k != "anyOf"}, **kept[0]}
     if "default" in prop and prop["default"] is None:
         del prop["default"]
+    if prop.get("type") == "string" and "pattern" not in prop and "enum" not in prop:
+        # Postgres stores no NUL in text: the API refuses one in a query string
+        prop["pattern"] = NO_NUL
     return prop
+
+
+def _storable(schema: Any) -> Any:
+    """``schema`` with :data:`NO_NUL` on every string that has no pattern of its own (nor
+    a format or a fixed set of values): Postgres stores no NUL in text, so the API refuses
+    one in any string. Inside free-form data (an event's ``data``, a schema) it cannot be
+    declared; there the refusal's error has the kind ``unstorable``."""
+    if isinstance(schema, list):
+        return [_storable(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kept = {
+        key: value
+        if key in ("default", "examples", "example", "enum", "const")
+        else (
+            {name: _storable(sub) for name, sub in value.items()}
+            if key in ("properties", "patternProperties", "$defs") and isinstance(value, dict)
+            else _storable(value)
+        )
+        for key, value in schema.items()
+    }
+    if kept.get("type") == "string" and not {"pattern", "format", "enum", "const"} & set(kept):
+        kept["pattern"] = NO_NUL
+    if "patternProperties" in kept and "additionalProperties" not in kept:
+        # a dict whose keys have a pattern (custom headers): pydantic says only what the
+        # matching keys hold, which lets any other key through; the server refuses those
+        kept["additionalProperties"] = False
+    return kept
 
 
 def _untitled(schema: Any) -> Any:
@@ -256,9 +293,8 @@ def _operation(
                 }
             )
     for header in op.headers:
-        parameters.append(
-            {"name": header, "in": "header", "required": False, "schema": {"type": "string"}}
-        )
+        schema = HEADER_SCHEMA if header == HEADER else {"type": "string"}
+        parameters.append({"name": header, "in": "header", "required": False, "schema": schema})
     problem = {"application/problem+json": {"schema": refs[Problem]}}
     responses: dict[str, Any] = {}
     if op.response is not None:

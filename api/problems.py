@@ -72,8 +72,12 @@ class Refused(Exception):
 
 def kernel_problem(exc: HooklineError) -> Response:
     """A kernel error as problem details: its status by its class, each of its problems
-    under ``body`` (kernel paths are into what the request sent)."""
-    errors = [{"loc": ["body", *p.at], "msg": p.said()} for p in exc.problems] or None
+    under ``body`` (kernel paths are into what the request sent) with its ``kind``: these
+    refuse what the input means (an unknown subscriber, a private address), where errors
+    without a kind refuse its shape, which the OpenAPI document declares."""
+    errors = [
+        {"loc": ["body", *p.at], "msg": p.said(), "kind": p.kind} for p in exc.problems
+    ] or None
     return problem(status_of(exc), exc.detail, errors=errors, headers=retry_headers(exc))
 
 
@@ -100,19 +104,28 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers) if exc.headers else {}
     if exc.status_code == 405:
+        # ours replaces Starlette's, which names only the method of the route that answered
+        headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
         headers["allow"] = allowed_methods(request)
     return problem(exc.status_code, exc.detail, headers=headers or None)
 
 
 def allowed_methods(request: Request) -> str:
     """Every method some route takes at this path. Each operation is a route of its own,
-    so the route that answered 405 knows only its own method."""
+    so the route that answered 405 knows only its own method. A path that is a route's
+    own, parameter-free path (``/v1/events/batch``) is that resource alone, as the API
+    document says, not also a value of a parameter (``/v1/events/{id}``)."""
+    matching = [
+        route
+        for route in request.app.router.routes
+        if isinstance(route, Route)
+        and route.methods
+        and route.matches(request.scope)[0] is not Match.NONE
+    ]
+    exact = [route for route in matching if route.path == request.url.path]
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods:
-            match, _ = route.matches(request.scope)
-            if match is not Match.NONE:
-                methods |= route.methods
+    for route in exact or matching:
+        methods |= route.methods or set()
     return ", ".join(sorted(methods))
 
 

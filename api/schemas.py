@@ -10,7 +10,7 @@ from pydantic.config import JsonDict
 
 from hookline.deliveries import DeliveryStatus, StatusClass
 from hookline.fields import Name, Text, Url
-from hookline.moments import RANGE, check_moment
+from hookline.moments import RANGE, YEARS, check_moment
 
 __all__ = ["Name", "Text", "Url"]  # the kernel's, re-exported for the API's models
 
@@ -18,6 +18,7 @@ __all__ = ["Name", "Text", "Url"]  # the kernel's, re-exported for the API's mod
 def _say_range(schema: JsonDict) -> None:
     said = str(schema.get("description", "")).rstrip()
     schema["description"] = f"{said} {RANGE[0].upper()}{RANGE[1:]}.".lstrip()
+    schema["pattern"] = YEARS
 
 
 #: A date-time with a zone within the range every moment hookline accepts lies in.

@@ -20,7 +20,7 @@ from starlette.datastructures import FormData
 from hookline import endpoint_fields as spec
 from hookline.db import Row
 from hookline.errors import NOT_ALLOWED, UNKNOWN, UNRESOLVABLE, InvalidInput, Problem
-from hookline.fields import TEXT_MAX, URL_MAX, Name, Text, Url
+from hookline.fields import TEXT_MAX, URL_MAX, Name, Text
 from hookline.sessions import Session
 
 # what the form edits (subscriber and signature only at registration)
@@ -49,7 +49,7 @@ _FLIGHT_LOW, _FLIGHT_HIGH = spec.MAX_IN_FLIGHT_RANGE
 # each checked field: the kernel's type, and what to say when a value is not one
 _CHECKS: dict[str, tuple[TypeAdapter[Any], str]] = {
     "url": (
-        TypeAdapter(Url),
+        TypeAdapter(spec.TargetUrl),
         f"the http(s) URL of the receiver (at most {_n(URL_MAX)} characters), "
         "e.g. https://example.com/hooks",
     ),

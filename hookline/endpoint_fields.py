@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, Field
 
-from hookline.fields import Name
+from hookline.fields import URL_MAX, WHOLE, Declared, Name
 from hookline.secrets import SignatureKind
 from hookline.vault import CREDENTIAL_WORDS, REDACTED
 
@@ -130,9 +130,8 @@ def _no_reserved(value: dict[str, str]) -> dict[str, str]:
 
 
 _WORDS = ", ".join(f"`{w}`" for w in CREDENTIAL_WORDS)
-HeaderName = Annotated[
-    str, Field(max_length=HEADER_NAME_MAX, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
-]
+HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+HeaderName = Annotated[str, Field(max_length=HEADER_NAME_MAX, pattern=HEADER_NAME)]
 # what HTTP/1.1 can carry as a field value and every receiver reads the same way: visible
 # ASCII, spaces and tabs (RFC 9110 5.5, without obsolete non-ASCII text); anything else
 # would be accepted here and then fail every delivery
@@ -166,6 +165,20 @@ SensitiveHeaders = Annotated[
 
 # -- the other settings ------------------------------------------------------------------
 
+#: Where deliveries go: an http(s) URL with a host and no credentials in it. The API
+#: document declares that shape; the SSRF policy (hookline/targets.py) checks it, with a
+#: message for each way a URL can be wrong, and whether its host may be sent to.
+TargetUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=URL_MAX,
+        description="The receiver's http(s) URL; the address it resolves to must be public "
+        "(or in HOOKLINE_ALLOWED_TARGET_NETWORKS).",
+    ),
+    Declared(r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s@/?#]+(?:[/?#][^\s]*)?$"),
+]
+
 
 def _between(bounds: tuple[float, float], description: str) -> Any:
     """A number's field from ``bounds[0]`` to ``bounds[1]``, both included."""
@@ -192,7 +205,7 @@ Format = Annotated[FormatKind, Field(description="Body format.")]
 Timeout = Annotated[
     float, _between(TIMEOUT_RANGE, "Seconds per attempt; null: the global default.")
 ]
-RateLimit = Annotated[int, _between(RATE_LIMIT_RANGE, "Deliveries per second at most.")]
+RateLimit = Annotated[int, _between(RATE_LIMIT_RANGE, "Deliveries per second at most."), WHOLE]
 MaxInFlight = Annotated[
     int,
     _between(
@@ -200,9 +213,10 @@ MaxInFlight = Annotated[
         "Deliveries in flight at once, across workers (`keyed`, `none`; "
         "`strict` sends one at a time).",
     ),
+    WHOLE,
 ]
 SchemaVersion = Annotated[
-    int, _between(SCHEMA_VERSION_RANGE, "Receive only events of this schema version.")
+    int, _between(SCHEMA_VERSION_RANGE, "Receive only events of this schema version."), WHOLE
 ]
 Signature = Annotated[
     SignatureKind,

@@ -7,9 +7,12 @@ limits are named constants so that a form's message can quote them).
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 NAME_MAX = 200
 #: What a name (an event type, a subscriber's uid, a tenant's) may be made of.
@@ -25,6 +28,31 @@ ID_MAX = 200
 IdRef = Annotated[str, Field(max_length=ID_MAX)]
 Text = Annotated[str, Field(max_length=TEXT_MAX)]
 Url = Annotated[str, Field(min_length=1, max_length=URL_MAX)]
+
+
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: On an integer field: a JSON number with nothing after the point (``2.0``) is the
+#: integer it equals, as JSON Schema reads it (strict validation would refuse a float).
+WHOLE = BeforeValidator(_whole)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """On a string field: a pattern the API document declares while the kernel checks the
+    value itself, with a message for each way it can be wrong (a URL's scheme, a secret's
+    length) rather than "should match pattern"."""
+
+    pattern: str
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        declared = handler(schema)
+        declared["pattern"] = self.pattern
+        return declared
 
 
 def is_name(value: str) -> bool:

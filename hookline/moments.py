@@ -16,6 +16,9 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 #: How the range is said to people, in errors and in the API document.
 RANGE = "between 1970-01-01T00:00:00Z and 9999-12-31T00:00:00Z"
+#: The years of the range, as a pattern the API document puts on every date-time (JSON
+#: Schema has no bounds for a date-time; the last day of 9999 is left to the check).
+YEARS = "^(19[7-9][0-9]|[2-9][0-9]{3})-"
 
 
 def check_moment(value: datetime) -> datetime:

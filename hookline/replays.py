@@ -28,7 +28,7 @@ from pydantic import Field
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.endpoint_fields import EVENT_TYPES_MAX
 from hookline.errors import REQUIRED, Conflict, InvalidInput, NotFound, Problem
-from hookline.fields import Name
+from hookline.fields import WHOLE, Name
 from hookline.quotas import make_room_for_replay
 
 #: Statuses of deliveries a replay may re-queue (succeeded ones are sent again).
@@ -42,7 +42,7 @@ MAX_RATE = 1000
 # what a replay's filter and rate may be, for the API's models and the dashboard's form
 ReplayTypes = Annotated[list[Name], Field(min_length=1, max_length=EVENT_TYPES_MAX)]
 ReplayStatuses = Annotated[list[Replayable], Field(max_length=len(STATUSES))]
-ReplayRate = Annotated[int, Field(ge=1, le=MAX_RATE)]
+ReplayRate = Annotated[int, Field(ge=1, le=MAX_RATE), WHOLE]
 
 # action -> (the state it leads to, the states it may start from)
 _MOVES = {

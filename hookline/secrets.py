@@ -51,6 +51,15 @@ def new_signing_secret() -> str:
     return _SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+_B64 = "[A-Za-z0-9+/]"
+#: A chosen signing secret's shape, as the API document says it: ``whsec_`` and the
+#: base64 of 24 to 64 bytes (8 to 20 groups of four and a partial one, or 21 and a byte).
+SECRET_PATTERN = (
+    f"^whsec_(?:(?:{_B64}{{4}}){{8,20}}(?:{_B64}{{2}}==|{_B64}{{3}}=)?"
+    f"|(?:{_B64}{{4}}){{21}}(?:{_B64}{{2}}==)?)$"
+)
+
+
 def check_signing_secret(secret: str) -> str:
     """``secret`` when it is a usable chosen secret, else :class:`ValueError` saying why.
 

@@ -48,7 +48,11 @@ async def test_batch_is_all_or_nothing_and_keeps_order_in_a_lane(
     r = await api.post("/v1/events/batch", headers=tenant.headers, json={"events": bad})
     assert r.status_code == 422, r.text
     assert r.json()["errors"] == [
-        {"loc": ["body", "events", 2, "subscriber"], "msg": "no subscriber 'nobody'"}
+        {
+            "loc": ["body", "events", 2, "subscriber"],
+            "msg": "no subscriber 'nobody'",
+            "kind": "unknown",
+        }
     ]
     assert (await api.get("/v1/events", headers=tenant.headers)).json()["data"] == []
 
