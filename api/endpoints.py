@@ -132,10 +132,11 @@ async def update(request: Request) -> Response:
     if changes.get("status") == "active":
         svc.doorbell.ring()
     shaped = endpoint_shape(updated)
-    if updated["replay_since"] is not None:
+    window = kernel.missed_window(updated)
+    if window is not None:
         shaped["replay_offer"] = {
-            "since": updated["replay_since"],
-            "until": updated["updated_at"],
+            "since": window[0],
+            "until": window[1],
             "replay": f"/v1/endpoints/{updated['id']}/replay",
         }
     return JSON(shaped)

@@ -200,10 +200,10 @@ async def _set_status(request: Request, session: Session, status: str) -> Respon
     target = f"/endpoints/{updated['id']}"
     if status == "active":
         ring(request)  # what waited is due now
-    if updated["replay_since"] is not None:
+    window = kernel.missed_window(updated)
+    if window is not None:
         # re-enabled after being disabled: the page offers to replay what it missed
-        since, until = updated["replay_since"], updated["updated_at"]
-        target += "?replay_since=" + _iso(since) + "&replay_until=" + _iso(until)
+        target += "?replay_since=" + _iso(window[0]) + "&replay_until=" + _iso(window[1])
     return RedirectResponse(target, status_code=303)
 
 

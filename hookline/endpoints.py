@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -232,6 +233,14 @@ async def update_endpoint(
             if late:
                 await lanes.reschedule(conn, [r["id"] for r in late])
     return updated
+
+
+def missed_window(updated: Row) -> tuple[datetime, datetime] | None:
+    """What an endpoint just re-enabled by :func:`update_endpoint` missed while it was
+    disabled: from when it was disabled (else began failing) to now, the window a replay
+    with ``missed`` sends again. None for any other change."""
+    since = updated["replay_since"]
+    return None if since is None else (since, updated["updated_at"])
 
 
 async def delete_endpoint(
