@@ -20,11 +20,12 @@ from hookline.deliveries import event_of_producer_id
 from hookline.errors import NotFound
 from hookline.event_types import list_event_types
 from hookline.events import event_deliveries, event_detail, event_fanouts, list_events
+from hookline.fields import ID_MAX, is_name
 from hookline.services import services
 
 PAGE = 50
 DELIVERIES_SHOWN = 200
-_MAX_TEXT = 200
+_MAX_TEXT = ID_MAX
 #: How a delivery status reads in a fan-out, in the order they are listed.
 FANOUT_WORDS = {
     "succeeded": "delivered",
@@ -59,6 +60,8 @@ async def index(request: Request) -> Response:
     for name, value in (("type", type_), ("q", q), ("cursor", cursor)):
         if len(value) > _MAX_TEXT:
             errors[name] = f"At most {_MAX_TEXT} characters."
+    if type_ and "type" not in errors and not is_name(type_):
+        errors["type"] = "Pick a type from the list."  # what the API's type filter takes
     if q and not errors:
         # an evt_ id as it is, else the producer's own id for an event; either way the
         # event page checks the scope and answers 404 for an event out of it
