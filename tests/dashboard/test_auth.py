@@ -9,6 +9,7 @@ import contextlib
 import os
 import re
 import socket
+import statistics
 import threading
 import time
 from collections import Counter
@@ -24,6 +25,7 @@ from composition.web import build_app
 from dashboard.auth import LOGIN_TTL, MAX_PER_ADDRESS, MAX_PER_EMAIL, WINDOW, _login_mac
 from dashboard.web import LOGIN_FORM, PAGE_FORM
 from hookline.db import Pool
+from hookline.secrets import verify_password
 from hookline.sessions import _DUMMY_HASH, PasswordChecks
 from hookline.settings import Settings
 from hookline.tenants import create_user
@@ -373,8 +375,13 @@ async def test_health_answers_at_once_while_a_burst_of_logins_is_checked(
 ) -> None:
     """20 logins at once over HTTP, each checking a real argon2 hash (the operator's, or
     the one an unknown email is checked against), while /healthz is asked again and again
-    on another connection. Were the hashes checked on the event loop, /healthz would wait
-    for the sum of those in line before it (~30-60 ms each)."""
+    on another connection. Were the hashes checked on the event loop, a typical /healthz
+    would wait for at least one of them (measured: a median of two checks' time, against
+    under half of one off the loop). The bounds are in checks, as long as one takes on this
+    machine now, so the test judges where the hashing runs rather than how busy the machine
+    is: the pages' own work for 20 logins is on the loop, and once took ~260 ms under CI
+    load."""
+    one_check = await _time_one_check()
     async with (
         httpx.AsyncClient(base_url=live, timeout=30) as browser,
         httpx.AsyncClient(base_url=live, timeout=30) as probe,
@@ -405,7 +412,16 @@ async def test_health_answers_at_once_while_a_burst_of_logins_is_checked(
         f"worst {max(took) * 1000:.1f} ms"
     )
     assert len(took) >= 5, "the burst was over before /healthz could be asked"
-    assert max(took) < 0.2
+    check = f"one check takes {one_check * 1000:.0f} ms here"
+    assert statistics.median(took) < one_check, check
+    assert max(took) < 10 * one_check, check
+
+
+async def _time_one_check() -> float:
+    """How long one argon2 check takes here now, in a thread as the app runs them."""
+    started = time.perf_counter()
+    await asyncio.to_thread(verify_password, _DUMMY_HASH, "nope-nope")
+    return time.perf_counter() - started
 
 
 # -- forms too large to read ----------------------------------------------------------------
