@@ -19,7 +19,6 @@ from hookline import events as kernel
 from hookline.db import Row
 from hookline.errors import Path
 from hookline.event_types import check_events
-from hookline.fields import WHOLE
 from hookline.links import verify_event_link
 from hookline.services import services
 
@@ -32,14 +31,14 @@ class EventIn(Strict):
     id: Name | None = Field(default=None, description="Producer's id, unique per tenant.")
     type: Name = Field(description="Event type, e.g. `order.created`.")
     data: dict[str, Any] = Field(description="The event's content: a JSON object.")
-    version: Annotated[int, Field(ge=1), WHOLE] | None = Field(
+    version: kernel.VersionRef | None = Field(
         default=None, description="Schema version of the type; absent: the latest."
     )
-    subject: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
+    subject: kernel.Subject | None = Field(
         default=None, description="The entity the event is about, e.g. `order_12345`."
     )
     url: Url | None = Field(default=None, description="The producer's URL for the subject.")
-    ordering_key: Annotated[str, Field(min_length=1, max_length=500)] | None = Field(
+    ordering_key: kernel.OrderingKey | None = Field(
         default=None, description="Lane of `keyed` endpoints; defaults to `subject`."
     )
     subscriber: Name | None = Field(

@@ -5,24 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
-from pydantic.config import JsonDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from hookline.deliveries import DeliveryStatus, StatusClass
 from hookline.fields import Name, Text, Url
-from hookline.moments import RANGE, YEARS, check_moment
+from hookline.moments import Moment
 
-__all__ = ["Name", "Text", "Url"]  # the kernel's, re-exported for the API's models
-
-
-def _say_range(schema: JsonDict) -> None:
-    said = str(schema.get("description", "")).rstrip()
-    schema["description"] = f"{said} {RANGE[0].upper()}{RANGE[1:]}.".lstrip()
-    schema["pattern"] = YEARS
-
-
-#: A date-time with a zone within the range every moment hookline accepts lies in.
-Moment = Annotated[AwareDatetime, AfterValidator(check_moment), Field(json_schema_extra=_say_range)]
+__all__ = ["Moment", "Name", "Text", "Url"]  # the kernel's, re-exported for the API's models
 
 
 def _iso_only(value: Any) -> Any:

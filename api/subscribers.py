@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
 from starlette.requests import Request
@@ -19,19 +19,17 @@ from hookline.db import Row
 from hookline.portal import create_portal_link
 from hookline.services import services
 
-SubscriberName = Annotated[str, Field(max_length=200, description="A name to show for it.")]
-
 
 class SubscriberIn(Strict):
     uid: Name = Field(description="The tenant's own id for this customer.")
-    name: SubscriberName = ""
+    name: kernel.SubscriberName = ""
 
 
 class SubscriberPatch(Strict):
     """The fields to change; those left out stay as they are."""
 
     uid: Name = unset("A new uid; it must not be taken.")
-    name: SubscriberName = unset()
+    name: kernel.SubscriberName = unset()
 
 
 class SubscriberOut(BaseModel):

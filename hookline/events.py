@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
+from pydantic import Field
 
 from hookline import lanes
 from hookline.db import QUERIES, Pool, Row, row
@@ -21,10 +22,18 @@ from hookline.errors import (
     Path,
     Problem,
 )
+from hookline.fields import WHOLE
 from hookline.quotas import fanout_refused
 from hookline.vault import Vault
 
 MAX_BATCH = 1000
+EVENT_TEXT_MAX = 500  # a subject's, an ordering key's characters
+
+# what an event's own fields may be (names, URLs and moments are hookline/fields.py's)
+Subject = Annotated[str, Field(min_length=1, max_length=EVENT_TEXT_MAX)]
+OrderingKey = Annotated[str, Field(min_length=1, max_length=EVENT_TEXT_MAX)]
+#: The schema version an event asks for: 1 or more (the type's versions say how many).
+VersionRef = Annotated[int, Field(ge=1), WHOLE]
 
 Loc = Path  # where an event is in the caller's input: () alone, ("events", i) in a batch
 

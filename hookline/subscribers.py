@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
+from pydantic import Field
 
 from hookline.db import QUERIES, Pool, Row, row
 from hookline.endpoints import delete_stopped_endpoints
@@ -14,6 +15,9 @@ from hookline.quotas import make_room
 
 #: Fields of a subscriber that :func:`update_subscriber` may change.
 PATCHABLE = ("uid", "name")
+
+#: A name to show for a subscriber (its ``uid`` is a :data:`hookline.fields.Name`).
+SubscriberName = Annotated[str, Field(max_length=200, description="A name to show for it.")]
 
 
 async def create_subscriber(pool: Pool, tenant_id: str, uid: str, name: str, *, quota: int) -> Row:
