@@ -176,9 +176,7 @@ def spec(routes: Iterable[BaseRoute], *, title: str = "hookline API") -> dict[st
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs, defs)
-    schemas = {
-        name: {**_storable(_untitled(d)), "title": d.get("title", name)} for name, d in defs.items()
-    }
+    schemas = {name: {**_published(d), "title": d.get("title", name)} for name, d in defs.items()}
     # in the order the routes come, the service's own health checks last
     tags = sorted(dict.fromkeys(op.tag for op in ops), key=lambda tag: tag == "Operations")
     return {
@@ -213,45 +211,16 @@ def _query_value(prop: dict[str, Any]) -> dict[str, Any]:
         prop = {**{k: v for k, v in prop.items() if k != "anyOf"}, **kept[0]}
     if "default" in prop and prop["default"] is None:
         del prop["default"]
-    if prop.get("type") == "string" and "pattern" not in prop and "enum" not in prop:
-        # Postgres stores no NUL in text: the API refuses one in a query string
-        prop["pattern"] = NO_NUL
-    return prop
+    return _declared(prop)
 
 
-def _storable(schema: Any) -> Any:
-    """``schema`` with :data:`NO_NUL` on every string that has no pattern of its own (nor
-    a format or a fixed set of values): Postgres stores no NUL in text, so the API refuses
-    one in any string. Inside free-form data (an event's ``data``, a schema) it cannot be
-    declared; there the refusal's error has the kind ``unstorable``."""
+def _published(schema: Any) -> Any:
+    """``schema`` as the document shows it: without pydantic's per-field titles (renderers
+    print them beside every field's type, "string (Status)"; property names and values that
+    are data stay), and with what the server enforces that pydantic does not say
+    (:func:`_declared`)."""
     if isinstance(schema, list):
-        return [_storable(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    kept = {
-        key: value
-        if key in ("default", "examples", "example", "enum", "const")
-        else (
-            {name: _storable(sub) for name, sub in value.items()}
-            if key in ("properties", "patternProperties", "$defs") and isinstance(value, dict)
-            else _storable(value)
-        )
-        for key, value in schema.items()
-    }
-    if kept.get("type") == "string" and not {"pattern", "format", "enum", "const"} & set(kept):
-        kept["pattern"] = NO_NUL
-    if "patternProperties" in kept and "additionalProperties" not in kept:
-        # a dict whose keys have a pattern (custom headers): pydantic says only what the
-        # matching keys hold, which lets any other key through; the server refuses those
-        kept["additionalProperties"] = False
-    return kept
-
-
-def _untitled(schema: Any) -> Any:
-    """``schema`` without pydantic's per-field titles (renderers print them beside every
-    field's type, "string (Status)"); property names stay, values that are data stay."""
-    if isinstance(schema, list):
-        return [_untitled(item) for item in schema]
+        return [_published(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
     kept: dict[str, Any] = {}
@@ -261,10 +230,24 @@ def _untitled(schema: Any) -> Any:
         if key in ("default", "examples", "example", "enum", "const"):
             kept[key] = value
         elif key in ("properties", "patternProperties", "$defs") and isinstance(value, dict):
-            kept[key] = {name: _untitled(sub) for name, sub in value.items()}
+            kept[key] = {name: _published(sub) for name, sub in value.items()}
         else:
-            kept[key] = _untitled(value)
-    return kept
+            kept[key] = _published(value)
+    return _declared(kept)
+
+
+def _declared(schema: dict[str, Any]) -> dict[str, Any]:
+    """One schema with :data:`NO_NUL` on a string that has no pattern of its own (nor a
+    format or a fixed set of values): Postgres stores no NUL in text, so the API refuses one
+    in any string (inside free-form data, an event's ``data``, it cannot be declared; there
+    the refusal's error has the kind ``unstorable``). And a dict whose keys have a pattern
+    (custom headers) closed to other keys: pydantic says only what the matching keys hold,
+    and the server refuses the rest."""
+    if schema.get("type") == "string" and not {"pattern", "format", "enum", "const"} & set(schema):
+        schema["pattern"] = NO_NUL
+    if "patternProperties" in schema and "additionalProperties" not in schema:
+        schema["additionalProperties"] = False
+    return schema
 
 
 def _operation(

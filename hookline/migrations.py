@@ -54,10 +54,6 @@ def _code(text: str) -> str:
     ).strip()
 
 
-def _has_statements(text: str) -> bool:
-    return bool(_code(text))
-
-
 def _parse(version: int, name: str, text: str) -> Migration:
     inside, *rest = _OUTSIDE.split(text, maxsplit=1)
     outside: list[str] = []
@@ -123,7 +119,7 @@ async def migrate(
                     await conn.execute(
                         f"SET LOCAL statement_timeout = '{int(statement_timeout * 1000)}ms'"
                     )
-                    if _has_statements(migration.sql):  # an empty query trips asyncpg
+                    if _code(migration.sql):  # an empty query (only comments) trips asyncpg
                         await conn.execute(migration.sql)
                     await conn.execute(
                         "INSERT INTO schema_migrations (version, name, complete)"

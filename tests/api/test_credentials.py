@@ -18,8 +18,8 @@ from hookline.endpoint_secrets import reseal_all
 from hookline.links import event_link, verify_event_link
 from hookline.settings import Settings
 from hookline.vault import Vault, VaultError, is_credential
-from tests.api.test_endpoints import make_endpoint, running_worker, send_event
-from tests.conftest import TenantKey
+from tests.api.test_endpoints import make_endpoint, send_event
+from tests.conftest import TenantKey, running_worker
 from tests.receiver import Receiver, wait_for
 
 NEW_KEY = "a-new-secret-key-for-the-installation-" + "y" * 16

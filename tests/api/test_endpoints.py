@@ -4,8 +4,6 @@ pause holds deliveries and resume sends them, delete leaves nothing to send."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -13,13 +11,10 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from delivery.transport import create_transport
-from delivery.worker import run_worker
 from hookline.db import Pool
-from hookline.metrics import Metrics
 from hookline.settings import Settings
 from hookline.tenants import create_tenant
-from tests.conftest import TenantKey
+from tests.conftest import TenantKey, running_worker
 from tests.receiver import Received, Receiver, wait_for
 
 EVERY_FIELD: dict[str, Any] = {
@@ -57,24 +52,6 @@ async def send_event(api: httpx.AsyncClient, tenant: TenantKey, **fields: Any) -
     assert r.status_code == 202, r.text
     event_id: str = r.json()["id"]
     return event_id
-
-
-@asynccontextmanager
-async def running_worker(settings: Settings, pool: Pool, redis: Redis) -> AsyncIterator[None]:
-    """A delivery worker for part of a test (the ``worker`` fixture runs for all of it)."""
-    stop = asyncio.Event()
-    transport = create_transport(settings)
-
-    async def until() -> None:
-        await stop.wait()
-
-    task = asyncio.create_task(run_worker(settings, pool, redis, transport, Metrics(), until=until))
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
-        await transport.aclose()
 
 
 async def test_every_field_round_trips_through_create_patch_and_get(

@@ -167,16 +167,7 @@ async def test_a_hot_strict_lane_fed_by_32_producers_keeps_each_producers_order(
     one strict endpoint: the lane's sequence has no gap, and within each producer it
     follows the order of its 202s."""
     await make_endpoint(api, tenant, "http://127.0.0.1:9/hot", ordering="strict")
-    sent: dict[int, list[str]] = {p: [] for p in range(32)}
-
-    async def producer(p: int) -> None:
-        for i in range(25):
-            body = {"type": "order.created", "subject": f"p{p}-{i}", "data": {"i": i}}
-            r = await api.post("/v1/events", headers=tenant.headers, json=body)
-            assert r.status_code == 202, r.text
-            sent[p].append(r.json()["id"])
-
-    await asyncio.gather(*(producer(p) for p in range(32)))
+    sent = await send_from_producers(api, tenant, producers=32, each=25)
     seq = {
         r["event_id"]: r["seq"] for r in await pool.fetch("SELECT event_id, seq FROM deliveries")
     }
@@ -187,6 +178,24 @@ async def test_a_hot_strict_lane_fed_by_32_producers_keeps_each_producers_order(
     statements = api_group(api).statements
     print(f"\n800 events from 32 producers in {statements} statements")
     assert 0 < statements < 800  # they went through the group commit, and shared
+
+
+async def send_from_producers(
+    api: httpx.AsyncClient, tenant: TenantKey, *, producers: int, each: int
+) -> dict[int, list[str]]:
+    """``producers`` producers at once, each sending ``each`` events one at a time and
+    waiting for its 202; the event ids each got, in the order of its 202s."""
+    sent: dict[int, list[str]] = {p: [] for p in range(producers)}
+
+    async def producer(p: int) -> None:
+        for i in range(each):
+            body = {"type": "order.created", "subject": f"p{p}-{i}", "data": {"i": i}}
+            r = await api.post("/v1/events", headers=tenant.headers, json=body)
+            assert r.status_code == 202, r.text
+            sent[p].append(r.json()["id"])
+
+    await asyncio.gather(*(producer(p) for p in range(producers)))
+    return sent
 
 
 def api_group(api: httpx.AsyncClient) -> GroupCommit:

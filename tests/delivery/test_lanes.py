@@ -16,6 +16,7 @@ from hookline.db import Pool
 from hookline.events import write_events
 from hookline.settings import Settings
 from tests.api.test_endpoints import make_endpoint
+from tests.api.test_group_commit import send_from_producers
 from tests.conftest import TenantKey, running_worker
 from tests.receiver import Receiver, wait_for
 
@@ -147,17 +148,8 @@ async def test_a_hot_strict_lane_fed_by_32_producers_delivers_everything_in_orde
     producer's in the order of its 202s. A lane stranded by a race would wait for the
     half-minute sweep, past this test's deadline."""
     await make_endpoint(api, tenant, receiver.url, ordering="strict")
-    sent: dict[int, list[str]] = {p: [] for p in range(32)}
-
-    async def producer(p: int) -> None:
-        for i in range(25):
-            body = {"type": "order.created", "subject": f"p{p}-{i}", "data": {"i": i}}
-            r = await api.post("/v1/events", headers=tenant.headers, json=body)
-            assert r.status_code == 202, r.text
-            sent[p].append(r.json()["id"])
-
     async with running_worker(settings, pool, redis):
-        await asyncio.gather(*(producer(p) for p in range(32)))
+        sent = await send_from_producers(api, tenant, producers=32, each=25)
         await wait_for(lambda: len(receiver.requests) >= 800, timeout=20, what="800 deliveries")
     sequence = [int(r.headers["hookline-sequence"]) for r in receiver.requests]
     assert sequence == list(range(1, 801))
