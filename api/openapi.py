@@ -175,7 +175,11 @@ def spec(routes: Iterable[BaseRoute], *, title: str = "hookline API") -> dict[st
     defs: dict[str, Any] = dict(components.get("$defs", {}))
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs, defs)
+        described = _operation(op, refs, defs)
+        links = _links(op, ops)
+        if links:
+            described["responses"][str(op.status)]["links"] = links
+        paths.setdefault(op.path, {})[op.method.lower()] = described
     schemas = {name: {**_published(d), "title": d.get("title", name)} for name, d in defs.items()}
     # in the order the routes come, the service's own health checks last
     tags = sorted(dict.fromkeys(op.tag for op in ops), key=lambda tag: tag == "Operations")
@@ -199,6 +203,38 @@ def spec(routes: Iterable[BaseRoute], *, title: str = "hookline API") -> dict[st
             },
         },
     }
+
+
+def _operation_id(op: Operation) -> str:
+    path = op.path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
+    return f"{op.method.lower()}_{path}"
+
+
+def _links(source: Operation, ops: Iterable[Operation]) -> dict[str, Any]:
+    """OpenAPI links from what a POST made to the operations on it: every operation under
+    ``source.path/{name}`` whose path names nothing but what the request's path already
+    did and fields of the answer (``POST /v1/endpoints`` answers an ``id``, which
+    ``GET /v1/endpoints/{id}`` takes). Clients and schemathesis' stateful tests follow
+    them."""
+    if source.method != "POST" or source.response is None:
+        return {}
+    fields = {f.alias or name for name, f in source.response.model_fields.items()}
+    known = set(_PATH_PARAM.findall(source.path))
+    links: dict[str, Any] = {}
+    for target in ops:
+        if not target.path.startswith(source.path + "/{"):
+            continue
+        wanted = _PATH_PARAM.findall(target.path)
+        if not set(wanted) - known or not set(wanted) <= known | fields:
+            continue
+        links[_operation_id(target)] = {
+            "operationId": _operation_id(target),
+            "parameters": {
+                name: f"$request.path.{name}" if name in known else f"$response.body#/{name}"
+                for name in wanted
+            },
+        }
+    return links
 
 
 def _query_value(prop: dict[str, Any]) -> dict[str, Any]:
@@ -303,9 +339,7 @@ def _operation(
         responses[str(code)] = {"description": "problem details", "content": problem}
     described: dict[str, Any] = {
         "summary": op.summary,
-        "operationId": f"{op.method.lower()}_{op.path.strip('/').replace('/', '_')}".replace(
-            "{", ""
-        ).replace("}", ""),
+        "operationId": _operation_id(op),
         "tags": [op.tag],
         "parameters": parameters,
         "responses": responses,

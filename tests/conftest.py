@@ -2,15 +2,15 @@
 
 Postgres and Redis come from ``HOOKLINE_TEST_DATABASE_URL`` / ``HOOKLINE_TEST_REDIS_URL``
 when set (CI points them at the machine's running servers), else embedded ones are started
-for the session. Migrations build a template database once; each test gets its own clone
-(so every run also tests the migrations) and its own Redis namespace.
+for the session. Migrations build a template database once; each test gets a clone of it
+as the migrations left it (so every run also tests the migrations; see tests.databases)
+and its own Redis namespace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import secrets
 import tempfile
@@ -30,9 +30,8 @@ from hookline.metrics import Metrics
 from hookline.migrations import migrate
 from hookline.settings import Settings, load_settings
 from hookline.tenants import create_tenant
+from tests.databases import ScratchDatabases
 from tests.receiver import Receiver
-
-_counter = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -83,54 +82,11 @@ async def backing(backing_urls: tuple[str, str]) -> AsyncIterator[Backing]:
         await conn.close()
 
 
-class ScratchDatabases:
-    """Clones of the template, made ahead and dropped behind.
-
-    Making a clone and dropping it costs ~90 ms of Postgres time; paid in line, that was
-    half the run time of the quick tests. A couple are kept ready while tests run, and a
-    test's clone is dropped after it in the background (all of them before the session
-    ends)."""
-
-    AHEAD = 2
-
-    def __init__(self, backing: Backing, admin: asyncpg.Pool) -> None:
-        self._backing = backing
-        self._admin = admin
-        self._ready: asyncio.Queue[asyncio.Task[str]] = asyncio.Queue()
-        self._dropping: set[asyncio.Future[str]] = set()
-
-    def _make_one(self) -> None:
-        self._ready.put_nowait(asyncio.ensure_future(self._create()))
-
-    async def _create(self) -> str:
-        name = f"hookline_t_{os.getpid()}_{next(_counter)}"
-        await self._admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._backing.template}"')
-        return name
-
-    async def take(self) -> str:
-        """A fresh clone's name (its creation's error, if it failed)."""
-        while self._ready.qsize() < self.AHEAD + 1:
-            self._make_one()
-        return await self._ready.get_nowait()
-
-    def drop(self, name: str) -> None:
-        task = asyncio.ensure_future(
-            self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        )
-        self._dropping.add(task)
-        task.add_done_callback(self._dropping.discard)
-
-    async def close(self) -> None:
-        while not self._ready.empty():
-            with contextlib.suppress(Exception):
-                self.drop(await self._ready.get_nowait())
-        await asyncio.gather(*self._dropping, return_exceptions=True)
-
-
 @pytest.fixture(scope="session")
 async def scratch(backing: Backing) -> AsyncIterator[ScratchDatabases]:
     async with asyncpg.create_pool(backing.admin_url, min_size=1, max_size=3) as admin:
-        databases = ScratchDatabases(backing, admin)
+        databases = ScratchDatabases(admin, backing.url_for, backing.template)
+        await databases.start()
         try:
             yield databases
         finally:
@@ -143,7 +99,7 @@ async def database_url(backing: Backing, scratch: ScratchDatabases) -> AsyncIter
     try:
         yield backing.url_for(name)
     finally:
-        scratch.drop(name)
+        scratch.give_back(name)
 
 
 def make_settings(database_url: str, redis_url: str, **overrides: Any) -> Settings:

@@ -9,7 +9,9 @@ and on each tenant's real ones (fixed seed, no shrinking). Every check schemathe
 headers, body), nothing 5xx, invalid input a 4xx, valid input never refused for its shape
 (a 422 for what it means, an error with a ``kind``, is the one thing allowed), 401 without
 the key or with a wrong one, 405s whose ``Allow`` is the document's, and no object of one
-tenant reachable with the other's key.
+tenant reachable with the other's key. Last, schemathesis' state machine runs sequences of
+calls for each tenant that follow the document's links (create, then read, change, delete
+what the answer named), every check on every step.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ Case = schemathesis.Case[Operation]
 # examples per operation, generation mode and tenant/id variant (the whole test took about
 # 17 s on 2 cores with 35 operations)
 MAX_EXAMPLES = 6
+# scenarios (sequences of up to 8 linked calls) per tenant in the stateful phase
+STATEFUL_SCENARIOS = 15
 
 
 def _meaning_not_shape(ctx: Any, response: Any, case: Case) -> bool | None:
@@ -106,6 +110,34 @@ async def test_document_is_valid_openapi_3_1(api: httpx.AsyncClient) -> None:
         for e in OpenAPIV31SpecValidator(document).iter_errors()
     ]
     assert not errors, "\n".join(errors)
+
+
+async def test_links_lead_from_what_a_post_made_to_the_operations_on_it(
+    api: httpx.AsyncClient,
+) -> None:
+    paths = (await api.get("/openapi.json")).json()["paths"]
+    operation_ids = {op["operationId"] for ops in paths.values() for op in ops.values()}
+    links = paths["/v1/endpoints"]["post"]["responses"]["201"]["links"]
+    assert links["get_v1_endpoints_id"] == {
+        "operationId": "get_v1_endpoints_id",
+        "parameters": {"id": "$response.body#/id"},
+    }
+    assert {"patch_v1_endpoints_id", "delete_v1_endpoints_id"} <= links.keys()
+    subscribers = paths["/v1/subscribers"]["post"]["responses"]["201"]["links"]
+    assert subscribers["get_v1_subscribers_uid"]["parameters"] == {"uid": "$response.body#/uid"}
+    # a path that already names one thing keeps it from the request
+    schema = paths["/v1/event-types/{name}/schemas"]["post"]["responses"]["201"]["links"]
+    assert schema["get_v1_event-types_name_schemas_version"]["parameters"] == {
+        "name": "$request.path.name",
+        "version": "$response.body#/version",
+    }
+    for ops in paths.values():
+        for op in ops.values():
+            for response in op["responses"].values():
+                for link in response.get("links", {}).values():
+                    assert link["operationId"] in operation_ids, link
+    # nothing links from a list or a read: only what a POST made
+    assert "links" not in paths["/v1/endpoints"]["get"]["responses"]["200"]
 
 
 async def test_every_405_lists_every_method_its_path_takes(api: httpx.AsyncClient) -> None:
@@ -219,7 +251,73 @@ def _fuzz(live: Live) -> dict[tuple[str, ...], str]:
         for operation in operations:
             _coverage(schema, operation, live, session, failures)
             _generated(operation, live, session, failures)
+        for owner in live.tenants:
+            _stateful(schema, owner, live, session, failures)
     return failures
+
+
+def _stateful(
+    schema: Any,
+    owner: Seeded,
+    live: Live,
+    session: requests.Session,
+    failures: dict[tuple[str, ...], str],
+) -> None:
+    """Schemathesis' state machine, one tenant's key: sequences of calls that follow the
+    document's links (make a subscriber, then read, change, delete it by the ``uid`` the
+    answer gave), every check on every step. Fails if no link was ever followed to an
+    object that exists: the document's links would then be wrong, or missing."""
+    followed: list[str] = []
+    finished: list[None] = []
+
+    class Machine(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Case) -> dict[str, Any]:
+            _authorize(case, owner)
+            return {"base_url": live.url, "session": session, "timeout": 10}
+
+        def step(self, input: Any) -> Any:
+            output = super().step(input)
+            link = input.transition
+            ok = output.response.status_code < 300
+            if link and not link.is_inferred and input.is_applied and ok:
+                followed.append(link.id)
+            return output
+
+        def teardown(self) -> None:
+            finished.append(None)
+            super().teardown()
+
+        def validate_response(self, response: Any, case: Case, **kwargs: Any) -> None:
+            try:
+                case.validate_response(
+                    response, checks=CHECKS, transport_kwargs=kwargs, recorder=self.recorder
+                )
+            except Exception as exc:
+                _record(exc, failures, case.operation.label, "stateful", owner.tenant.id)
+
+    # A scenario's draws depend on what the server answered (which objects exist to link
+    # to), so hypothesis may find a replayed prefix drawing differently and stop the run as
+    # flaky; schemathesis' own runner then starts again with the next seed, and so does this.
+    scenarios = 0
+    for n in range(STATEFUL_SCENARIOS):
+        try:
+            hypothesis.seed(CONFIG.seed + n)(Machine).run(
+                settings=hypothesis.settings(
+                    max_examples=STATEFUL_SCENARIOS - scenarios,
+                    stateful_step_count=8,
+                    database=None,
+                    deadline=None,
+                    phases=[Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )
+            )
+            break
+        except hypothesis.errors.Flaky:
+            scenarios = len(finished)
+            if scenarios >= STATEFUL_SCENARIOS:
+                break
+    if not followed:
+        failures[("stateful", owner.tenant.id)] = "no link of the document was ever followed"
 
 
 def _coverage(
@@ -320,6 +418,11 @@ def _caller(owner: Seeded, live: Live, session: requests.Session) -> Callable[[C
 
 
 def _call(case: Case, owner: Seeded, live: Live, session: requests.Session) -> None:
+    _authorize(case, owner)
+    case.call_and_validate(base_url=live.url, session=session, checks=CHECKS, timeout=10)
+
+
+def _authorize(case: Case, owner: Seeded) -> None:
     # the tenant's key goes on the case, marked as explicit as schemathesis' own auth
     # providers mark it: the checks that probe without it (ignored_auth) then know it is
     # the real key, and that a 2xx with it proves nothing by itself
@@ -327,7 +430,6 @@ def _call(case: Case, owner: Seeded, live: Live, session: requests.Session) -> N
         case.headers = CaseInsensitiveDict()
     case.headers["Authorization"] = owner.headers["authorization"]
     case._has_explicit_auth = True
-    case.call_and_validate(base_url=live.url, session=session, checks=CHECKS, timeout=10)
 
 
 async def test_input_postgres_cannot_store_is_refused_not_crashed(
