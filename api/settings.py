@@ -15,6 +15,7 @@ from api.openapi import operation
 from api.schemas import Name, Strict
 from hookline.db import Row
 from hookline.endpoint_fields import DisableAfter, RetrySchedule, Timeout
+from hookline.retention import Retention
 from hookline.services import services
 from hookline.tenants import tenant_settings, update_tenant_settings
 
@@ -41,6 +42,7 @@ class SettingsOut(BaseModel):
     delivery_timeout: float | None = Field(description=_TIMEOUT)
     disable_after: float | None = Field(description=_DISABLE)
     operational_endpoint: str | None = Field(description=_OPERATIONAL)
+    retention: Retention | None
 
 
 class SettingsPatch(Strict):
@@ -51,6 +53,7 @@ class SettingsPatch(Strict):
     delivery_timeout: Timeout | None = Field(default=None, description=_TIMEOUT)
     disable_after: DisableAfter | None = Field(default=None, description=_DISABLE)
     operational_endpoint: Name | None = Field(default=None, description=_OPERATIONAL)
+    retention: Retention | None = None
 
 
 def settings_shape(row: Row) -> dict[str, Any]:
@@ -60,6 +63,7 @@ def settings_shape(row: Row) -> dict[str, Any]:
         "delivery_timeout": row["delivery_timeout"],
         "disable_after": row["disable_after"],
         "operational_endpoint": row["operational_endpoint"],
+        "retention": row["retention"],
     }
 
 
@@ -69,8 +73,9 @@ async def read(request: Request) -> Response:
 
 
 async def update(request: Request) -> Response:
-    """Change the settings sent; `null` resets `retry_schedule`, `delivery_timeout` and
-    `disable_after`, and `operational_endpoint` to none."""
+    """Change the settings sent; `null` resets `retry_schedule`, `delivery_timeout`,
+    `disable_after` and `retention` to the installation's, and `operational_endpoint` to
+    none."""
     owner = await tenant(request)
     changes = (await read_model(request, SettingsPatch)).model_dump(exclude_unset=True)
     changed = await update_tenant_settings(services(request).pool, owner.id, changes)

@@ -192,6 +192,23 @@ async def cmd_secrets_reencrypt(settings: Settings, args: argparse.Namespace) ->
     return 0
 
 
+async def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    from hookline.retention import purge, purgeable
+
+    async with open_pool(settings, size=2) as pool:
+        if args.dry_run:
+            report = await purgeable(pool, settings)
+        else:
+            print("purging in batches; ingest and delivery go on meanwhile", flush=True)
+            found = await purge(pool, settings)
+            if found is None:
+                print("a worker is running a purge pass now; nothing done")
+                return 1
+            report = found
+    print(report.line())
+    return 0
+
+
 async def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from composition.dev import run_dev
 
@@ -257,6 +274,14 @@ def _parser() -> argparse.ArgumentParser:
     ucreate.add_argument("--email", required=True)
     ucreate.add_argument("--password", help="prompted for when absent")
     ucreate.set_defaults(run=cmd_user_create)
+
+    purge = sub.add_parser(
+        "purge",
+        help="remove what is past its retention now (workers do it every "
+        "HOOKLINE_PURGE_INTERVAL seconds)",
+    )
+    purge.add_argument("--dry-run", action="store_true", help="only say what the pass would remove")
+    purge.set_defaults(run=cmd_purge)
 
     vault = sub.add_parser("secrets", help="stored credentials").add_subparsers(
         dest="action", required=True, metavar="ACTION"

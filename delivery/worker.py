@@ -1,4 +1,5 @@
-"""The worker process: the dispatcher, the doorbell listener and arq's periodic jobs.
+"""The worker process: the dispatcher, the doorbell listener, the purge and arq's periodic
+jobs.
 
 Delivery never depends on Redis: the dispatcher reads due work from Postgres and the
 doorbell only shortens its sleep. arq runs the periodic housekeeping and is restarted when
@@ -28,9 +29,10 @@ from delivery.health import publish_notices_safely
 from delivery.queries import SQL
 from delivery.replayer import Replayer
 from hookline import doorbell
-from hookline.db import QUERIES, Pool
+from hookline.db import Pool
 from hookline.doorbell import Doorbell
 from hookline.metrics import Metrics
+from hookline.retention import purge
 from hookline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,12 +50,6 @@ async def report_backlog(ctx: dict[str, Any]) -> None:
         )
 
 
-async def purge_idempotency_keys(ctx: dict[str, Any]) -> None:
-    """arq cron job: forget Idempotency-Keys past their 24 hours."""
-    pool: Pool = ctx["pool"]
-    await pool.execute(QUERIES["purge_idempotency_keys"])
-
-
 def arq_worker(settings: Settings, pool: Pool) -> Worker:
     """arq's worker, built from our settings (arq silently drops keys it does not know)."""
     assert settings.redis_url is not None
@@ -61,7 +57,6 @@ def arq_worker(settings: Settings, pool: Pool) -> Worker:
         functions=[],
         cron_jobs=[
             cron(report_backlog, second=0),
-            cron(purge_idempotency_keys, minute=17, second=30),
         ],
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         queue_name=f"{settings.namespace}:arq",
@@ -94,6 +89,19 @@ async def _publish_notices_now_and_then(
         await asyncio.sleep(interval)
         if await publish_notices_safely(pool):
             wake()  # the operational events' lanes are due now
+
+
+async def _purge_now_and_then(settings: Settings, pool: Pool, metrics: Metrics) -> None:
+    # a pass at start and one every purge interval; another worker's pass in progress
+    # means this one has nothing to do
+    while True:
+        report = await purge(pool, settings)
+        if report is not None:
+            for table, n in report.rows.items():
+                metrics.purged.labels(table).inc(n)
+            if report.rows.total():
+                log.info("%s", report.line())
+        await asyncio.sleep(settings.purge_interval)
 
 
 async def _ring_listener(redis: Redis, namespace: str, wake: Callable[[], None]) -> None:
@@ -141,6 +149,7 @@ async def run_worker(
         "arq runner": partial(_keep_arq_running, settings, pool, delay),
         "replay runner": partial(_run_replays, settings, pool, redis),
         "notice sweep": partial(_publish_notices_now_and_then, pool, delay, dispatcher.wake),
+        "purger": partial(_purge_now_and_then, settings, pool, metrics),
     }
     helpers = [asyncio.create_task(_supervised(n, h, delay)) for n, h in loops.items()]
     run = asyncio.create_task(dispatcher.run(), name="hookline-dispatcher")

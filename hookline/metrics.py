@@ -44,6 +44,12 @@ class Metrics:
             buckets=_BUCKETS,
             registry=r,
         )
+        self.purged = Counter(
+            "hookline_purged_rows",
+            "Rows the purge removed, by table (hookline/retention.py).",
+            ["table"],
+            registry=r,
+        )
         self.due_lanes = Gauge(
             "hookline_due_backlog_lanes",
             "Lanes whose head is due and not in flight.",

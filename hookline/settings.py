@@ -35,6 +35,11 @@ CsvList = Annotated[list[str], NoDecode, BeforeValidator(_split_csv)]
 CsvFloats = Annotated[list[float], NoDecode, BeforeValidator(_split_csv)]
 
 
+# Shortest and longest retention, seconds, the installation's or a tenant's: an hour to
+# ten years.
+RETENTION_RANGE = (3600, 3650 * 86400)
+
+
 class Settings(BaseSettings):
     """Every knob of hookline, each with its default and why."""
 
@@ -96,6 +101,15 @@ class Settings(BaseSettings):
     # Deliveries a replay queues per second unless it asks for another rate (at most
     # 1000): slow enough that a large replay leaves room for live deliveries.
     replay_rate: int = Field(default=50, ge=1, le=1000)
+    # Seconds an event is kept once every one of its deliveries is finished (succeeded,
+    # failed or cancelled), with its deliveries, attempts and link fetches; a tenant may
+    # set its own (PATCH /v1/settings). Nothing pending or retrying is ever removed.
+    retention: int = Field(default=30 * 86400, ge=RETENTION_RANGE[0], le=RETENTION_RANGE[1])
+    # Seconds between purge passes (one worker at a time runs them; hookline/retention.py).
+    purge_interval: float = Field(default=300.0, gt=0)
+    # Seconds the hourly delivery rollups behind the dashboard's charts are kept (the
+    # per-minute ones are folded into hours after 35 days).
+    rollup_retention: int = Field(default=400 * 86400, ge=35 * 86400)
     # Lifetime of the signed link in thin payloads, seconds.
     fetch_link_ttl: int = Field(default=7 * 24 * 3600, ge=60)
     # Events a tenant may ingest per second (single and batch together), counted across

@@ -68,6 +68,7 @@ SETTINGS = (
     "delivery_timeout",
     "disable_after",
     "operational_endpoint",
+    "retention",
 )
 
 

@@ -28,8 +28,26 @@ TABLE attempt_rollups (
     CONSTRAINT attempt_rollups_latency_check CHECK ((cardinality(latency) = 13)),
     CONSTRAINT attempt_rollups_pkey PRIMARY KEY (endpoint_id, minute)
 );
+CREATE INDEX attempt_rollups_minute_idx ON public.attempt_rollups USING btree (minute);
 CREATE UNIQUE INDEX attempt_rollups_pkey ON public.attempt_rollups USING btree (endpoint_id, minute);
 CREATE INDEX attempt_rollups_tenant_idx ON public.attempt_rollups USING btree (tenant_id, minute);
+
+TABLE attempt_rollups_hourly (
+    endpoint_id text NOT NULL,
+    hour timestamp with time zone NOT NULL,
+    tenant_id text NOT NULL,
+    attempts integer NOT NULL,
+    succeeded integer NOT NULL,
+    failed integer NOT NULL,
+    dead_lettered integer NOT NULL,
+    duration_ms double precision NOT NULL,
+    latency integer[] NOT NULL,
+    CONSTRAINT attempt_rollups_hourly_endpoint_id_fkey FOREIGN KEY (endpoint_id) REFERENCES endpoints(id) ON DELETE CASCADE,
+    CONSTRAINT attempt_rollups_hourly_latency_check CHECK ((cardinality(latency) = 13)),
+    CONSTRAINT attempt_rollups_hourly_pkey PRIMARY KEY (endpoint_id, hour)
+);
+CREATE UNIQUE INDEX attempt_rollups_hourly_pkey ON public.attempt_rollups_hourly USING btree (endpoint_id, hour);
+CREATE INDEX attempt_rollups_hourly_tenant_idx ON public.attempt_rollups_hourly USING btree (tenant_id, hour);
 
 TABLE attempts (
     id text NOT NULL DEFAULT hookline_id('att'::text),
@@ -317,6 +335,7 @@ TABLE replays (
     CONSTRAINT replays_statuses_check CHECK ((statuses <@ ARRAY['failed'::text, 'cancelled'::text, 'succeeded'::text])),
     CONSTRAINT replays_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES tenants(id) ON DELETE CASCADE
 );
+CREATE INDEX replays_finished_idx ON public.replays USING btree (finished_at) WHERE (finished_at IS NOT NULL);
 CREATE UNIQUE INDEX replays_pkey ON public.replays USING btree (id);
 CREATE INDEX replays_running_idx ON public.replays USING btree (lease_until) WHERE (state = 'running'::text);
 CREATE INDEX replays_tenant_idx ON public.replays USING btree (tenant_id, id DESC);
@@ -369,11 +388,13 @@ TABLE tenants (
     delivery_timeout real,
     disable_after double precision,
     operational_endpoint_id text,
+    retention integer,
     CONSTRAINT tenants_delivery_timeout_check CHECK (((delivery_timeout > (0)::double precision) AND (delivery_timeout <= (30)::double precision))),
     CONSTRAINT tenants_disable_after_check CHECK ((disable_after > (0)::double precision)),
     CONSTRAINT tenants_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
     CONSTRAINT tenants_operational_endpoint_id_fkey FOREIGN KEY (operational_endpoint_id) REFERENCES endpoints(id) ON DELETE SET NULL,
     CONSTRAINT tenants_pkey PRIMARY KEY (id),
+    CONSTRAINT tenants_retention_check CHECK (((retention >= 3600) AND (retention <= (3650 * 86400)))),
     CONSTRAINT tenants_retry_schedule_check CHECK ((cardinality(retry_schedule) <= 50)),
     CONSTRAINT tenants_unknown_event_types_check CHECK ((unknown_event_types = ANY (ARRAY['accept'::text, 'refuse'::text])))
 );

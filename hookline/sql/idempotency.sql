@@ -27,5 +27,12 @@ UPDATE idempotency_keys SET status = $3, response = $4 WHERE tenant_id = $1 AND 
 DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND status IS NULL;
 
 -- name: purge_idempotency_keys
--- Drop keys past their 24 hours. No parameters.
-DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours';
+-- One batch of keys past their 24 hours (hookline/retention.py). $1 batch size
+DELETE FROM idempotency_keys k
+WHERE (k.tenant_id, k.key) IN (SELECT x.tenant_id, x.key FROM idempotency_keys x
+                               WHERE x.created_at < now() - interval '24 hours'
+                               ORDER BY x.created_at LIMIT $1);
+
+-- name: count_idempotency_keys
+-- Keys past their 24 hours. No parameters.
+SELECT count(*) FROM idempotency_keys WHERE created_at < now() - interval '24 hours';

@@ -24,7 +24,7 @@ RETURNING id, tenant_id, email, created_at;
 -- name: get_tenant_settings
 -- A tenant's own settings. $1 tenant_id
 SELECT unknown_event_types, retry_schedule, delivery_timeout, disable_after,
-       operational_endpoint_id AS operational_endpoint
+       operational_endpoint_id AS operational_endpoint, retention
 FROM tenants WHERE id = $1;
 
 -- name: update_tenant_settings
@@ -32,7 +32,7 @@ FROM tenants WHERE id = $1;
 -- must be one of the tenant's own (the caller checks with endpoint_exists; the foreign
 -- key catches a delete in between). $1 tenant_id, $2 names of the settings to change,
 -- $3 unknown_event_types, $4 retry_schedule, $5 delivery_timeout, $6 disable_after,
--- $7 operational_endpoint (an endpoint id)
+-- $7 operational_endpoint (an endpoint id), $8 retention (s)
 UPDATE tenants SET
     unknown_event_types = CASE WHEN 'unknown_event_types' = ANY ($2) THEN $3::text
                                ELSE unknown_event_types END,
@@ -43,7 +43,8 @@ UPDATE tenants SET
     disable_after = CASE WHEN 'disable_after' = ANY ($2) THEN $6::float8
                          ELSE disable_after END,
     operational_endpoint_id = CASE WHEN 'operational_endpoint' = ANY ($2) THEN $7::text
-                                   ELSE operational_endpoint_id END
+                                   ELSE operational_endpoint_id END,
+    retention = CASE WHEN 'retention' = ANY ($2) THEN $8::integer ELSE retention END
 WHERE id = $1
 RETURNING unknown_event_types, retry_schedule, delivery_timeout, disable_after,
-          operational_endpoint_id AS operational_endpoint;
+          operational_endpoint_id AS operational_endpoint, retention;

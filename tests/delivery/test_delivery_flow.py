@@ -206,6 +206,7 @@ async def test_a_tenant_policy_applies_where_an_endpoint_has_none_of_its_own(
         "delivery_timeout": 0.5,
         "disable_after": None,
         "operational_endpoint": None,
+        "retention": None,
     }
     receiver.respond = lambda got: web.Response(status=500)
     inherits = await _setup(api, tenant, receiver.url + "/inherits")

@@ -497,6 +497,7 @@ async def test_the_settings_and_endpoint_fields_of_health(
         "delivery_timeout": None,
         "disable_after": 3600,
         "operational_endpoint": ep["id"],
+        "retention": None,
     }
     # deleting the operational endpoint leaves the tenant with none
     assert (await api.delete(path, headers=tenant.headers)).status_code == 204
