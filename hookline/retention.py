@@ -164,28 +164,28 @@ async def _pass(conn: Conn, settings: Settings, batch: int) -> Report:
 async def _events(
     conn: Conn, tenant_id: str, retention: float, batch: int, rows: Counter[str]
 ) -> None:
-    """A tenant's events past its retention, a batch at a time in id order, and the lanes
-    each batch emptied."""
+    """A tenant's events past its retention, a batch at a time in id order, each batch in
+    one transaction with the lanes it emptied."""
     after = ""
     while True:
-        done = await conn.fetchrow(QUERIES["purge_events"], tenant_id, retention, after, batch)
-        assert done is not None
-        rows.update({t: done[t] for t in _EVENT_TABLES if t != "lanes"})
-        if done["lanes"]:
-            rows["lanes"] += await _empty_lanes(conn, done["lanes"])
+        async with conn.transaction():
+            done = await conn.fetchrow(QUERIES["purge_events"], tenant_id, retention, after, batch)
+            assert done is not None
+            rows.update({t: done[t] for t in _EVENT_TABLES if t != "lanes"})
+            if done["lanes"]:
+                rows["lanes"] += await _empty_lanes(conn, done["lanes"])
         if done["seen"] < batch:
             return
         after = done["last"]
 
 
 async def _empty_lanes(conn: Conn, lane_ids: list[int]) -> int:
-    # two statements in one transaction: the second's snapshot is taken once the tails are
-    # locked, so it sees every delivery an ingest added before it let go of one
-    async with conn.transaction():
-        locked = [r["id"] for r in await conn.fetch(QUERIES["lock_empty_lanes"], lane_ids)]
-        if not locked:
-            return 0
-        return len(await conn.fetch(QUERIES["delete_empty_lanes"], locked))
+    # two statements: the second's snapshot is taken once the tails are locked, so it sees
+    # every delivery an ingest added before it let go of one
+    locked = [r["id"] for r in await conn.fetch(QUERIES["lock_empty_lanes"], lane_ids)]
+    if not locked:
+        return 0
+    return len(await conn.fetch(QUERIES["delete_empty_lanes"], locked))
 
 
 async def _batches(conn: Conn, query: str, batch: int, *args: object) -> int:

@@ -4,6 +4,8 @@ still works, against real Postgres (history seeded as ingest and the worker leav
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +19,7 @@ from hookline.settings import Settings
 from hookline.tenants import create_tenant
 from tests.conftest import TenantKey, make_settings, running_worker
 from tests.history import counts, seed
+from tests.processes import ROOT, settings_env
 from tests.receiver import Receiver, wait_for
 
 DAY = timedelta(days=1)
@@ -283,6 +286,33 @@ async def test_a_worker_purges_and_counts_what_it_removed(
         "attempts": 0,
         "lanes": 0,
     }
+
+
+async def test_purge_dry_run_says_what_the_next_pass_would_remove_and_removes_nothing(
+    api: httpx.AsyncClient, pool: Pool, settings: Settings, tenant: TenantKey
+) -> None:
+    endpoint = await _endpoint(api, tenant, "http://127.0.0.1:9/hook")
+    await seed(pool, tenant.id, endpoint, age=40 * DAY, events=7, attempts=2)
+
+    async def hookline(*args: str) -> str:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "hookline", *args],
+            cwd=ROOT,
+            env=settings_env(settings),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    said = await hookline("purge", "--dry-run")
+    assert "would remove 7 events, 7 deliveries, 14 attempts, 7 lanes\n" in said, said
+    assert (await counts(pool, tenant.id))["attempts"] == 14
+    said = await hookline("purge")
+    assert "purged 7 events, 7 deliveries, 14 attempts, 7 lanes in " in said, said
+    assert (await counts(pool, tenant.id))["attempts"] == 0
 
 
 def test_a_report_names_every_table_it_removed_from() -> None:

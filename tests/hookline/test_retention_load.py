@@ -5,7 +5,9 @@ go on; then the space the purge freed is what the next days fill."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +19,8 @@ from hookline.retention import purge
 from hookline.settings import Settings
 from hookline.tenants import create_tenant
 from tests.conftest import TenantKey, running_worker
-from tests.history import seed
+from tests.history import counts, seed
+from tests.processes import start, stop
 from tests.receiver import Receiver, wait_for
 
 DAY = timedelta(days=1)
@@ -202,6 +205,58 @@ async def test_sixty_days_purged_under_load_keep_what_they_must(
                 "UPDATE tenants SET retention = $2 WHERE id = $1", tenant.id, (keep - 1) * 86400
             )
     later = await purge(pool, settings)
-    assert later is not None and later.rows["events"] >= 2 * PER_DAY, later.line()
+    assert later is not None
+    assert later.rows["events"] >= 2 * PER_DAY, later.line()
     after = await _size(pool)
     assert after <= before * 1.05, (before, after)
+
+
+@pytest.mark.slow
+async def test_a_purge_killed_mid_pass_leaves_nothing_half_removed(
+    api: httpx.AsyncClient,
+    pool: Pool,
+    settings: Settings,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    """``hookline purge`` is SIGKILLed once it has removed part of the history: every
+    event left has all of its deliveries and attempts, no lane lost its tail, and the
+    next pass removes the rest."""
+    made, key = await create_tenant(pool, "Killed")
+    tenant = TenantKey(made.id, key)
+    endpoint = await _endpoint(api, tenant, receiver.url)
+    for day in range(31, 41):
+        await seed(pool, tenant.id, endpoint, age=day * DAY, events=10_000, attempts=3)
+    young = await seed(pool, tenant.id, endpoint, age=DAY, events=100, attempts=3)
+    process = start(settings, "purge", log=tmp_path / "purge.log")
+    try:
+
+        async def part_gone() -> bool:
+            left = await pool.fetchval("SELECT count(*) FROM events")
+            return bool(left < 100_100 - 20_000)
+
+        await wait_for(part_gone, timeout=60, what="the purge to be under way")
+    finally:
+        stop(process, signal.SIGKILL)
+    left = await counts(pool, tenant.id)
+    assert 100 < left["events"] < 100_100, left
+    # each event whole: one delivery, three attempts, its own lane and that lane's tail
+    assert left["deliveries"] == left["events"] and left["attempts"] == 3 * left["events"]
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM lanes l WHERE NOT EXISTS"
+            " (SELECT 1 FROM lane_tails t WHERE t.lane_id = l.id)"
+        )
+        == 0
+    )
+    assert left["lanes"] == left["events"], left  # no lane left behind without its event
+    report = await purge(pool, settings)
+    assert report is not None
+    assert report.rows["events"] == left["events"] - 100, report.line()
+    assert await counts(pool, tenant.id) == {
+        "events": 100,
+        "deliveries": 100,
+        "attempts": 300,
+        "lanes": 100,
+    }
+    assert {r["id"] for r in await pool.fetch("SELECT id FROM events")} == set(young)
