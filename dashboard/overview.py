@@ -1,7 +1,8 @@
 """The overview: the first page either audience sees after signing in.
 
 Volume, success rate and latency over a time range as SVG charts, the cards that say how
-things stand now (dead letters, the backlog), and the endpoints whose health needs a look.
+things stand now (dead letters, the backlog), the endpoints whose health needs a look, and
+for operators what is kept (the retention, the oldest event, each table's size).
 Every number comes from the rollups, endpoints, lanes and the dead-letter index through
 :mod:`hookline.activity`, never from scanning attempts, so the page stays fast however
 long the history. A portal session sees its own endpoints only.
@@ -27,7 +28,9 @@ from hookline.activity import (
     total,
     window,
 )
+from hookline.retention import storage
 from hookline.services import services
+from hookline.tenants import tenant_settings
 
 FAILING_SHOWN = 10
 
@@ -70,6 +73,30 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+async def _storage(request: Request, tenant_id: str) -> dict[str, Any]:
+    """What the purge keeps in check (operators only: sizes are the installation's)."""
+    svc = services(request)
+    tables, oldest = await storage(svc.pool, tenant_id)
+    own = (await tenant_settings(svc.pool, tenant_id))["retention"]
+    largest = max((t["bytes"] for t in tables), default=0) or 1
+    return {
+        "tables": [{**dict(t), "share": 100 * t["bytes"] / largest} for t in tables if t["bytes"]],
+        "total_bytes": sum(t["bytes"] for t in tables),
+        "oldest": oldest,
+        "retention_days": (own or svc.settings.retention) / 86400,
+        "retention_own": own is not None,
+    }
+
+
 def _charts(span: Span, buckets: list[Bucket]) -> dict[str, object]:
     labels = [b.at.astimezone(UTC).strftime(span.time_format) for b in buckets]
     ok = [b.succeeded for b in buckets]
@@ -107,6 +134,7 @@ async def overview(request: Request) -> Response:
         "now": now,
         "ms": _ms,
         "age": _age,
+        "size": _bytes,
     }
     if now["endpoints"] and now["has_events"]:
         start = window(datetime.now(UTC), span.width, span.buckets)
@@ -129,6 +157,8 @@ async def overview(request: Request) -> Response:
             failing_total=failing[0]["total"] if failing else 0,
             **_charts(span, buckets),
         )
+        if not session.is_subscriber:
+            context["storage"] = await _storage(request, session.tenant_id)
     else:
         context["first_steps"] = True
     return await render(request, "overview.html", session, title="Overview", **context)

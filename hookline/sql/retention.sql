@@ -219,9 +219,9 @@ SELECT count(*) FROM operational_notices WHERE created_at < now() - make_interva
 
 -- name: storage
 -- What the purge keeps in check: each table's size on disk (indexes and TOAST included)
--- and estimated rows, and the oldest event kept.
+-- and its rows as last estimated by (auto)vacuum or analyze (NULL: never yet).
 SELECT c.relname AS name, pg_total_relation_size(c.oid) AS bytes,
-       greatest(c.reltuples, 0)::bigint AS rows
+       CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END AS rows
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = current_schema() AND c.relkind = 'r'
 ORDER BY bytes DESC;

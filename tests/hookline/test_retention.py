@@ -4,6 +4,7 @@ still works, against real Postgres (history seeded as ingest and the worker leav
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from hookline.retention import TABLES, purge, purgeable
 from hookline.settings import Settings
 from hookline.tenants import create_tenant
 from tests.conftest import TenantKey, make_settings, running_worker
+from tests.dashboard.sessions import open_portal, sign_in
 from tests.history import counts, seed
 from tests.processes import ROOT, settings_env
 from tests.receiver import Receiver, wait_for
@@ -313,6 +315,24 @@ async def test_purge_dry_run_says_what_the_next_pass_would_remove_and_removes_no
     said = await hookline("purge")
     assert "purged 7 events, 7 deliveries, 14 attempts, 7 lanes in " in said, said
     assert (await counts(pool, tenant.id))["attempts"] == 0
+
+
+async def test_operators_see_what_is_kept_and_subscribers_do_not(
+    api: httpx.AsyncClient, pool: Pool, tenant: TenantKey
+) -> None:
+    endpoint = await _endpoint(api, tenant, "http://127.0.0.1:9/hook")
+    await seed(pool, tenant.id, endpoint, age=12 * DAY, events=5)
+    r = await api.patch("/v1/settings", headers=tenant.headers, json={"retention": 14 * 86400})
+    assert r.status_code == 200, r.text
+    await sign_in(api, pool, tenant)
+    page = (await api.get("/")).text
+    assert 'id="storage-title"' in page
+    assert "Events are kept 14 days once all their deliveries are finished;" in page
+    assert "The oldest event kept was accepted 12 d ago" in page
+    sizes = re.findall(r"<td><code>([a-z_]+)</code></td>", page)
+    assert {"events", "deliveries", "attempts", "lanes"} <= set(sizes), sizes
+    await open_portal(api, api, tenant, "c")
+    assert 'id="storage-title"' not in (await api.get("/")).text
 
 
 def test_a_report_names_every_table_it_removed_from() -> None:
