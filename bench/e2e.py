@@ -236,37 +236,12 @@ async def latency(
     before the request is sent to the receiver's arrival. Meanwhile ``busy`` other processes
     each keep a core busy (a production host is rarely idle), and ``logins`` dashboard
     logins a second are tried."""
-    sent: dict[str, float] = {}
-    acked: dict[str, float] = {}  # when its 202 came back
     count = max(50, int(rate * seconds))
     with _spinning(busy):
         async with rig.worker(), _logging_in(rig, logins):
-            # warm up: timing starts once the worker has delivered one event
-            await tenant.post(_event(0))
-            await rig.until_arrived(1)
-            await rig.reset()
-
-            async def timed(i: int) -> None:
-                before = time.time()
-                event_id = await tenant.post(_event(i))
-                sent[event_id] = before
-                acked[event_id] = time.time()
-
-            tasks = []
-            start = time.perf_counter()
-            for i in range(count):
-                # open loop: a fixed offered rate, whatever the answers take
-                delay = start + i / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(timed(i)))
-            await asyncio.gather(*tasks)
-            achieved = count / (time.perf_counter() - start)
-            got = (await rig.until_arrived(count)).arrivals
+            lat, ingest, achieved = await open_loop(rig, tenant, rate, count)
     await rig.truncate()
-    lat = sorted((got[k] - t) * 1000 for k, t in sent.items())
     p50, p95, p99 = (percentile(lat, p) for p in (50, 95, 99))
-    ingest = sorted((acked[k] - t) * 1000 for k, t in sent.items())
     i50, i99 = percentile(ingest, 50), percentile(ingest, 99)
     load = f", {busy} core(s) busy" if busy else f", {logins:g} logins/s" if logins else ""
     return Row(
@@ -277,6 +252,41 @@ async def latency(
         "p50 < 10, p99 < 50",
         p50 < 10 and p99 < 50,
     )
+
+
+async def open_loop(
+    rig: Rig, tenant: Tenant, rate: float, count: int
+) -> tuple[list[float], list[float], float]:
+    """``count`` single-event ingests at a fixed offered ``rate`` (events/s), a worker
+    running: POST -> arrival and POST -> 202 in ms, each sorted, and the rate achieved.
+    Timing starts once the worker has delivered one event."""
+    sent: dict[str, float] = {}
+    acked: dict[str, float] = {}  # when its 202 came back
+    await rig.reset()
+    await tenant.post(_event(0))
+    await rig.until_arrived(1)
+    await rig.reset()
+
+    async def timed(i: int) -> None:
+        before = time.time()
+        event_id = await tenant.post(_event(i))
+        sent[event_id] = before
+        acked[event_id] = time.time()
+
+    tasks = []
+    start = time.perf_counter()
+    for i in range(count):
+        # open loop: a fixed offered rate, whatever the answers take
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(timed(i)))
+    await asyncio.gather(*tasks)
+    achieved = count / (time.perf_counter() - start)
+    got = (await rig.until_arrived(count)).arrivals
+    lat = sorted((got[k] - t) * 1000 for k, t in sent.items())
+    ingest = sorted((acked[k] - t) * 1000 for k, t in sent.items())
+    return lat, ingest, achieved
 
 
 @contextlib.contextmanager

@@ -17,9 +17,20 @@ from bench.drain import drain
 from bench.fanout import fanout
 from bench.harness import Row, open_rig, print_table
 from bench.isolation import isolation
+from bench.retention import purge_cost
 
 #: In the order they run; ``latency`` runs ``e2e`` first (its half load is half that rate).
-SCENARIOS = ("ingest", "batch", "e2e", "latency", "fanout", "isolation", "drain", "cpu")
+SCENARIOS = (
+    "ingest",
+    "batch",
+    "e2e",
+    "latency",
+    "fanout",
+    "isolation",
+    "drain",
+    "cpu",
+    "purge",
+)
 
 
 @dataclass(frozen=True)
@@ -29,10 +40,11 @@ class Sizes:
     fanout_events: tuple[int, int]  # events sent to 100 and to 1,000 endpoints
     isolation_events: tuple[int, int]  # per isolation phase, none and strict, to 100 each
     backlog: int  # events queued (one delivery each) in each drain phase
+    history: int  # old events (one delivery, three attempts each) a purge pass removes
 
 
-QUICK = Sizes(3000, 4.0, (20, 5), (40, 100), 4000)
-FULL = Sizes(12000, 10.0, (100, 10), (200, 400), 24000)
+QUICK = Sizes(3000, 4.0, (20, 5), (40, 100), 4000, 40_000)
+FULL = Sizes(12000, 10.0, (100, 10), (200, 400), 24000, 200_000)
 
 
 class _Progress:
@@ -96,4 +108,7 @@ async def run(admin_url: str, redis_url: str, names: Sequence[str], *, quick: bo
             done.add(await drain(rig, sizes.backlog))
         if "cpu" in wanted:
             done.add(await worker_cpu(rig, await cpu_tenant(rig), sizes.backlog))
+        if "purge" in wanted:
+            tenant = await e2e.e2e_tenant(rig)
+            done.add(*await purge_cost(rig, tenant, sizes.history, sizes.latency_seconds))
     print_table(done.rows)

@@ -28,10 +28,14 @@ DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND status IS NUL
 
 -- name: purge_idempotency_keys
 -- One batch of keys past their 24 hours (hookline/retention.py). $1 batch size
-DELETE FROM idempotency_keys k
-WHERE (k.tenant_id, k.key) IN (SELECT x.tenant_id, x.key FROM idempotency_keys x
-                               WHERE x.created_at < now() - interval '24 hours'
-                               ORDER BY x.created_at LIMIT $1);
+WITH gone AS (
+    DELETE FROM idempotency_keys k
+    WHERE (k.tenant_id, k.key) IN (SELECT x.tenant_id, x.key FROM idempotency_keys x
+                                   WHERE x.created_at < now() - interval '24 hours'
+                                   ORDER BY x.created_at LIMIT $1)
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
 
 -- name: count_idempotency_keys
 -- Keys past their 24 hours. No parameters.

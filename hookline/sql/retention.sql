@@ -162,9 +162,13 @@ SELECT count(*) FROM attempt_rollups WHERE minute < $1;
 
 -- name: purge_hourly_rollups
 -- One batch of hourly rollups older than the cutoff. $1 cutoff, $2 batch size
-DELETE FROM attempt_rollups_hourly r
-WHERE (r.endpoint_id, r.hour) IN (SELECT x.endpoint_id, x.hour FROM attempt_rollups_hourly x
-                                  WHERE x.hour < $1 ORDER BY x.hour LIMIT $2);
+WITH gone AS (
+    DELETE FROM attempt_rollups_hourly r
+    WHERE (r.endpoint_id, r.hour) IN (SELECT x.endpoint_id, x.hour FROM attempt_rollups_hourly x
+                                      WHERE x.hour < $1 ORDER BY x.hour LIMIT $2)
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
 
 -- name: count_hourly_rollups
 -- Hourly rollups older than the cutoff. $1 cutoff
@@ -173,11 +177,15 @@ SELECT count(*) FROM attempt_rollups_hourly WHERE hour < $1;
 -- name: purge_replays
 -- One batch of a tenant's replays finished longer ago than its retention.
 -- $1 tenant id, $2 retention (s), $3 batch size
-DELETE FROM replays r
-WHERE r.id IN (SELECT x.id FROM replays x
-               WHERE x.tenant_id = $1
-                 AND x.finished_at < now() - make_interval(secs => $2)
-               LIMIT $3);
+WITH gone AS (
+    DELETE FROM replays r
+    WHERE r.id IN (SELECT x.id FROM replays x
+                   WHERE x.tenant_id = $1
+                     AND x.finished_at < now() - make_interval(secs => $2)
+                   LIMIT $3)
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
 
 -- name: count_replays
 -- A tenant's replays finished longer ago than its retention. $1 tenant id, $2 retention (s)
@@ -186,9 +194,13 @@ WHERE tenant_id = $1 AND finished_at < now() - make_interval(secs => $2);
 
 -- name: purge_sessions
 -- One batch of expired dashboard and portal sessions. $1 batch size
-DELETE FROM sessions s
-WHERE s.token_hash IN (SELECT x.token_hash FROM sessions x WHERE x.expires_at < now()
-                       LIMIT $1);
+WITH gone AS (
+    DELETE FROM sessions s
+    WHERE s.token_hash IN (SELECT x.token_hash FROM sessions x WHERE x.expires_at < now()
+                           LIMIT $1)
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
 
 -- name: count_sessions
 -- Expired sessions. No parameters.
@@ -196,9 +208,13 @@ SELECT count(*) FROM sessions WHERE expires_at < now();
 
 -- name: purge_portal_links
 -- One batch of portal links past their expiry (used or not). $1 batch size
-DELETE FROM portal_links p
-WHERE p.token_hash IN (SELECT x.token_hash FROM portal_links x WHERE x.expires_at < now()
-                       LIMIT $1);
+WITH gone AS (
+    DELETE FROM portal_links p
+    WHERE p.token_hash IN (SELECT x.token_hash FROM portal_links x WHERE x.expires_at < now()
+                           LIMIT $1)
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
 
 -- name: count_portal_links
 -- Expired portal links. No parameters.
@@ -208,10 +224,14 @@ SELECT count(*) FROM portal_links WHERE expires_at < now();
 -- One batch of operational notices that could not be published within their lifetime
 -- (the endpoint they are about, or the operational one, long gone or failing).
 -- $1 lifetime (s), $2 batch size
-DELETE FROM operational_notices n
-WHERE n.id IN (SELECT x.id FROM operational_notices x
-               WHERE x.created_at < now() - make_interval(secs => $1)
-               ORDER BY x.id LIMIT $2);
+WITH gone AS (
+    DELETE FROM operational_notices n
+    WHERE n.id IN (SELECT x.id FROM operational_notices x
+                   WHERE x.created_at < now() - make_interval(secs => $1)
+                   ORDER BY x.id LIMIT $2)
+    RETURNING 1
+)
+SELECT count(*) FROM gone;
 
 -- name: count_notices
 -- Operational notices past their lifetime. $1 lifetime (s)

@@ -140,7 +140,8 @@ async def test_sixty_days_purged_under_load_keep_what_they_must(
     async with running_worker(settings, pool, redis):
         producing = asyncio.create_task(produce())
         try:
-            reports = [await purge(pool, settings), await purge(pool, settings)]
+            # at full speed (share=1): the bench measures what the pacing spares traffic
+            reports = [await purge(pool, settings, share=1), await purge(pool, settings)]
         finally:
             producing.cancel()
             await asyncio.gather(producing, return_exceptions=True)
@@ -204,7 +205,7 @@ async def test_sixty_days_purged_under_load_keep_what_they_must(
             await pool.execute(
                 "UPDATE tenants SET retention = $2 WHERE id = $1", tenant.id, (keep - 1) * 86400
             )
-    later = await purge(pool, settings)
+    later = await purge(pool, settings, share=1)
     assert later is not None
     assert later.rows["events"] >= 2 * PER_DAY, later.line()
     after = await _size(pool)
@@ -233,7 +234,7 @@ async def test_a_purge_killed_mid_pass_leaves_nothing_half_removed(
 
         async def part_gone() -> bool:
             left = await pool.fetchval("SELECT count(*) FROM events")
-            return bool(left < 100_100 - 20_000)
+            return bool(left < 100_100 - 5_000)
 
         await wait_for(part_gone, timeout=60, what="the purge to be under way")
     finally:
@@ -250,7 +251,7 @@ async def test_a_purge_killed_mid_pass_leaves_nothing_half_removed(
         == 0
     )
     assert left["lanes"] == left["events"], left  # no lane left behind without its event
-    report = await purge(pool, settings)
+    report = await purge(pool, settings, share=1)
     assert report is not None
     assert report.rows["events"] == left["events"] - 100, report.line()
     assert await counts(pool, tenant.id) == {
