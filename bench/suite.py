@@ -18,6 +18,7 @@ from bench.fanout import fanout
 from bench.harness import Row, open_rig, print_table
 from bench.isolation import isolation
 from bench.retention import purge_cost
+from bench.storage import bytes_per_delivery
 
 #: In the order they run; ``latency`` runs ``e2e`` first (its half load is half that rate).
 SCENARIOS = (
@@ -30,6 +31,7 @@ SCENARIOS = (
     "drain",
     "cpu",
     "purge",
+    "storage",
 )
 
 
@@ -111,4 +113,7 @@ async def run(admin_url: str, redis_url: str, names: Sequence[str], *, quick: bo
         if "purge" in wanted:
             tenant = await e2e.e2e_tenant(rig)
             done.add(*await purge_cost(rig, tenant, sizes.history, sizes.latency_seconds))
+        if "storage" in wanted:
+            tenant = await e2e.e2e_tenant(rig)
+            done.add(*await bytes_per_delivery(rig, tenant, sizes.events * 2))
     print_table(done.rows)
