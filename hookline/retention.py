@@ -40,6 +40,9 @@ BATCH = 200
 # the part of a pass's time its batches may take; it rests the rest (~5k rows/s at most
 # here, where a million deliveries a day with their attempts is ~50 rows/s to remove)
 SHARE = 0.1
+# batches of a tenant's events one pass looks at, at most (100,000 events: a tenant's
+# history it may not lose yet cannot make every pass read all of it)
+TENANT_BATCHES = 500
 MINUTE_ROLLUPS_KEPT = timedelta(days=35)
 NOTICE_LIFETIME = timedelta(days=7)
 # pg_try_advisory_lock key of the one purging session ("hookline" "purge")
@@ -95,15 +98,21 @@ class Report:
 
 
 async def purge(
-    pool: Pool, settings: Settings, *, batch: int = BATCH, share: float = SHARE
+    pool: Pool,
+    settings: Settings,
+    *,
+    batch: int = BATCH,
+    share: float = SHARE,
+    per_tenant: int = TENANT_BATCHES,
 ) -> Report | None:
     """One pass, unless another process is running one (then None). Batches take at most
-    ``share`` of the pass's time: it rests in between."""
+    ``share`` of the pass's time: it rests in between. A tenant's events get at most
+    ``per_tenant`` batches a pass."""
     async with pool.acquire() as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK):
             return None
         try:
-            return await _Pass(conn, batch, share).run(settings)
+            return await _Pass(conn, batch, share, per_tenant).run(settings)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
 
@@ -140,9 +149,10 @@ async def purgeable(pool: Pool, settings: Settings) -> Report:
 class _Pass:
     """A pass's batches on one connection, each followed by a rest."""
 
-    def __init__(self, conn: Conn, batch: int, share: float) -> None:
+    def __init__(self, conn: Conn, batch: int, share: float, per_tenant: int) -> None:
         self._conn = conn
         self._batch = batch
+        self._per_tenant = per_tenant
         self._rest = 1 / share - 1  # seconds of rest per second of work
         self.report = Report()
 
@@ -150,7 +160,7 @@ class _Pass:
         started = time.monotonic()
         rows = self.report.rows
         for tenant in await self._conn.fetch(QUERIES["retention_tenants"], settings.retention):
-            await self._events(tenant["id"], tenant["retention"])
+            await self._events(tenant["id"], tenant["retention"], tenant["after"])
             rows["replays"] += await self._repeat(
                 "purge_replays", tenant["id"], tenant["retention"]
             )
@@ -169,11 +179,12 @@ class _Pass:
         self.report.seconds = time.monotonic() - started
         return self.report
 
-    async def _events(self, tenant_id: str, retention: float) -> None:
-        """A tenant's events past its retention, a batch at a time in id order, each batch
-        in one transaction with the lanes it emptied."""
-        conn, rows, after = self._conn, self.report.rows, ""
-        while True:
+    async def _events(self, tenant_id: str, retention: float, after: str) -> None:
+        """A tenant's events past its retention, a batch at a time in id order from where
+        the last pass stopped, each batch in one transaction with the lanes it emptied; at
+        most ``per_tenant`` batches, then the next pass goes on from there."""
+        conn, rows = self._conn, self.report.rows
+        for _ in range(self._per_tenant):
             began = time.monotonic()
             async with conn.transaction():
                 done = await conn.fetchrow(
@@ -185,8 +196,10 @@ class _Pass:
                     rows["lanes"] += await _empty_lanes(conn, done["lanes"])
             await self._rest_after(began)
             if done["seen"] < self._batch:
+                await conn.execute(QUERIES["save_purge_cursor"], tenant_id, None)
                 return
             after = done["last"]
+        await conn.execute(QUERIES["save_purge_cursor"], tenant_id, after)
 
     async def _repeat(self, query: str, *args: object) -> int:
         """Run a batch query (the batch size its last parameter, the rows it removed the

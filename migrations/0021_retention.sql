@@ -5,6 +5,10 @@
 -- installation's (HOOKLINE_RETENTION)
 ALTER TABLE tenants ADD COLUMN retention integer
     CHECK (retention BETWEEN 3600 AND 3650 * 86400);
+-- where the purge goes on in a tenant's events next pass (NULL: from the oldest), so a
+-- tenant with a vast history it may not lose yet (a paused endpoint's) costs each pass a
+-- bounded share, and the next pass looks further
+ALTER TABLE tenants ADD COLUMN purge_cursor text;
 
 -- attempt_rollups by the hour: what the purge folds a minute row into when the minutes
 -- are older than the weeks they are kept for; kept for HOOKLINE_ROLLUP_RETENTION

@@ -389,6 +389,7 @@ TABLE tenants (
     disable_after double precision,
     operational_endpoint_id text,
     retention integer,
+    purge_cursor text,
     CONSTRAINT tenants_delivery_timeout_check CHECK (((delivery_timeout > (0)::double precision) AND (delivery_timeout <= (30)::double precision))),
     CONSTRAINT tenants_disable_after_check CHECK ((disable_after > (0)::double precision)),
     CONSTRAINT tenants_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),

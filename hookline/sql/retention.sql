@@ -1,7 +1,13 @@
 -- name: retention_tenants
--- Every tenant with the retention it has (its own, else the installation's), in seconds.
--- $1 the installation's retention (s)
-SELECT id, coalesce(retention, $1)::float8 AS retention FROM tenants ORDER BY id;
+-- Every tenant with the retention it has (its own, else the installation's), in seconds,
+-- and where the purge goes on in its events. $1 the installation's retention (s)
+SELECT id, coalesce(retention, $1)::float8 AS retention, coalesce(purge_cursor, '') AS after
+FROM tenants ORDER BY id;
+
+-- name: save_purge_cursor
+-- Where the next pass goes on in a tenant's events (NULL: from the oldest).
+-- $1 tenant id, $2 the last event id looked at
+UPDATE tenants SET purge_cursor = $2 WHERE id = $1;
 
 -- name: purge_events
 -- One batch of a tenant's events, in id order after a cursor: those older than the

@@ -248,6 +248,28 @@ async def test_every_other_table_has_its_lifetime(
     ]
 
 
+async def test_a_history_that_must_stay_costs_each_pass_a_bounded_share(
+    api: httpx.AsyncClient, pool: Pool, settings: Settings, tenant: TenantKey
+) -> None:
+    """A tenant holding a long history it may not lose yet (a paused endpoint's pending
+    deliveries) is read a bounded share a pass, where the next pass goes on; what can go
+    behind it still goes, a pass later."""
+    endpoint = await _endpoint(api, tenant, "http://127.0.0.1:9/hook")
+    held = await seed(pool, tenant.id, endpoint, age=50 * DAY, events=60, status="pending")
+    done = await seed(pool, tenant.id, endpoint, age=40 * DAY, events=25)
+    passes = []
+    for _ in range(4):
+        report = await purge(pool, settings, batch=10, per_tenant=4)
+        assert report is not None
+        passes.append(report.rows["events"])
+    # four batches of ten a pass: the first reads 40 held events, the second the other 20
+    # held and 20 done ones, the third the last 5 (the end: the cursor starts over), and
+    # the fourth reads everything held again and finds nothing
+    assert passes == [0, 20, 5, 0], passes
+    kept = {r["id"] for r in await pool.fetch("SELECT id FROM events")}
+    assert kept == set(held) and not kept & set(done)
+
+
 async def test_one_pass_runs_at_a_time(
     api: httpx.AsyncClient, pool: Pool, settings: Settings, tenant: TenantKey
 ) -> None:

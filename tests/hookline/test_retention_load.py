@@ -140,8 +140,9 @@ async def test_sixty_days_purged_under_load_keep_what_they_must(
     async with running_worker(settings, pool, redis):
         producing = asyncio.create_task(produce())
         try:
-            # at full speed (share=1): the bench measures what the pacing spares traffic
-            reports = [await purge(pool, settings, share=1), await purge(pool, settings)]
+            # at full speed (share=1): the bench measures what the pacing spares traffic;
+            # the week's tenant has more than one pass's share to remove (100,000 events)
+            reports = [await purge(pool, settings, share=1) for _ in range(2)]
         finally:
             producing.cancel()
             await asyncio.gather(producing, return_exceptions=True)
@@ -152,7 +153,6 @@ async def test_sixty_days_purged_under_load_keep_what_they_must(
         )
     assert reports[0] is not None and reports[1] is not None
     print(f"\n{reports[0].line()} with {len(ingested)} events ingested and delivered meanwhile")
-    assert reports[1].rows["events"] == 0, reports[1].line()  # one pass did it all
 
     for name, tenant in tenants.items():
         keep = RETENTIONS[name] or 30
