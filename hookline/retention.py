@@ -7,7 +7,7 @@ cancelled). Nothing pending or retrying is removed, however old. Every other tab
 grows has a lifetime of its own: sessions and portal links go when they expire,
 Idempotency-Keys after their 24 hours, finished replays after the tenant's retention,
 operational notices nobody could publish after :data:`NOTICE_LIFETIME`; per-minute
-rollups are folded into hourly ones after :data:`MINUTE_ROLLUPS_KEPT` (the dashboard's
+rollups are folded into hourly ones after ``MINUTE_ROLLUPS_KEPT`` (the dashboard's
 7-day charts stay exact), and those go after ``HOOKLINE_ROLLUP_RETENTION``. A lane a batch
 left empty goes too (``ordering: none`` makes one per event).
 
@@ -32,7 +32,7 @@ from pydantic import Field
 
 from hookline.db import QUERIES, Pool
 from hookline.fields import WHOLE
-from hookline.settings import RETENTION_RANGE, Settings
+from hookline.settings import MINUTE_ROLLUPS_KEPT, RETENTION_RANGE, Settings
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
@@ -43,9 +43,8 @@ SHARE = 0.1
 # batches of a tenant's events one pass looks at, at most (100,000 events: a tenant's
 # history it may not lose yet cannot make every pass read all of it)
 TENANT_BATCHES = 500
-MINUTE_ROLLUPS_KEPT = timedelta(days=35)
 NOTICE_LIFETIME = timedelta(days=7)
-# pg_try_advisory_lock key of the one purging session ("hookline" "purge")
+# pg_try_advisory_lock key of the one purging session ("hookpurg" in ASCII)
 _LOCK = 0x686F6F6B_70757267
 
 Retention = Annotated[
@@ -56,7 +55,8 @@ Retention = Annotated[
         description=(
             "Seconds an event is kept once all of its deliveries are finished (with its "
             "deliveries and their attempts); nothing pending or retrying is removed. "
-            "null: the installation's (HOOKLINE_RETENTION, 30 days)."
+            "null: the installation's (HOOKLINE_RETENTION, "
+            f"{Settings.model_fields['retention'].default // 86400} days by default)."
         ),
     ),
     WHOLE,
@@ -84,7 +84,7 @@ _EVENT_TABLES = ("events", "deliveries", "attempts", "event_fetches", "lanes")
 
 @dataclass
 class Report:
-    """Rows removed (or, for a dry run, that the next pass would remove) by table."""
+    """Rows removed (or, for a dry run, that qualify for removal now) by table."""
 
     rows: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
@@ -93,7 +93,7 @@ class Report:
     def line(self) -> str:
         counts = ", ".join(f"{self.rows[t]} {t}" for t in TABLES if self.rows[t])
         if self.dry_run:
-            return f"the next purge pass would remove {counts or 'nothing'}"
+            return f"the purge would remove {counts or 'nothing'}"
         return f"purged {counts or 'nothing'} in {self.seconds:.1f}s"
 
 
@@ -133,7 +133,7 @@ async def purgeable(pool: Pool, settings: Settings) -> Report:
                 QUERIES["count_replays"], tenant["id"], tenant["retention"]
             )
         rows["attempt_rollups"] = await conn.fetchval(
-            QUERIES["count_minute_rollups"], now - MINUTE_ROLLUPS_KEPT
+            QUERIES["count_minute_rollups"], now - timedelta(seconds=MINUTE_ROLLUPS_KEPT)
         )
         rows["attempt_rollups_hourly"] = await conn.fetchval(
             QUERIES["count_hourly_rollups"], now - timedelta(seconds=settings.rollup_retention)
@@ -166,7 +166,7 @@ class _Pass:
             )
         now = datetime.now(UTC)
         rows["attempt_rollups"] += await self._repeat(
-            "fold_minute_rollups", now - MINUTE_ROLLUPS_KEPT
+            "fold_minute_rollups", now - timedelta(seconds=MINUTE_ROLLUPS_KEPT)
         )
         rows["attempt_rollups_hourly"] += await self._repeat(
             "purge_hourly_rollups", now - timedelta(seconds=settings.rollup_retention)

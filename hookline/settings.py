@@ -38,6 +38,9 @@ CsvFloats = Annotated[list[float], NoDecode, BeforeValidator(_split_csv)]
 # Shortest and longest retention, seconds, the installation's or a tenant's: an hour to
 # ten years.
 RETENTION_RANGE = (3600, 3650 * 86400)
+# Seconds the per-minute delivery rollups are kept before they are folded into hourly ones
+# (hookline/retention.py): the dashboard's 7-day charts stay exact.
+MINUTE_ROLLUPS_KEPT = 35 * 86400
 
 
 class Settings(BaseSettings):
@@ -108,8 +111,8 @@ class Settings(BaseSettings):
     # Seconds between purge passes (one worker at a time runs them; hookline/retention.py).
     purge_interval: float = Field(default=300.0, gt=0)
     # Seconds the hourly delivery rollups behind the dashboard's charts are kept (the
-    # per-minute ones are folded into hours after 35 days).
-    rollup_retention: int = Field(default=400 * 86400, ge=35 * 86400)
+    # per-minute ones are folded into hours after MINUTE_ROLLUPS_KEPT).
+    rollup_retention: int = Field(default=400 * 86400, ge=MINUTE_ROLLUPS_KEPT)
     # Lifetime of the signed link in thin payloads, seconds.
     fetch_link_ttl: int = Field(default=7 * 24 * 3600, ge=60)
     # Events a tenant may ingest per second (single and batch together), counted across

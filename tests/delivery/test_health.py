@@ -282,7 +282,10 @@ async def test_an_operational_endpoint_that_fails_is_never_told_about_itself(
     ops_id, _ = await _operational(
         api, tenant, receiver.url + "/ops", payload="thin", event_types=None, disable_after=1
     )
-    other = await _endpoint(api, tenant, "c", receiver.url + "/other", disable_after=1000)
+    # ordering none: its 20 deliveries fail side by side, not one after another
+    other = await _endpoint(
+        api, tenant, "c", receiver.url + "/other", disable_after=1000, ordering="none"
+    )
     async with running_worker(settings, pool, redis):
         await api.post(
             "/v1/events/batch",
@@ -301,7 +304,9 @@ async def test_an_operational_endpoint_that_fails_is_never_told_about_itself(
             left = await pool.fetchval("SELECT count(*) FROM operational_notices")
             return bool(ops["status"] == "disabled" and dead == 20 and left == 0)
 
-        await wait_for(settled, what="the operational endpoint disabled, every notice handled")
+        await wait_for(
+            settled, timeout=30, what="the operational endpoint disabled, every notice handled"
+        )
     rows = await pool.fetch(
         "SELECT type, subject FROM events WHERE type = ANY ($1::text[])", OPS_TYPES
     )
