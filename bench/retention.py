@@ -57,7 +57,7 @@ async def purge_cost(rig: Rig, tenant: Tenant, history: int, seconds: float) -> 
         quiet = await e2e.open_loop(rig, tenant, RATE, count)
         before = await _rows(rig)
         started = time.monotonic()
-        purging = asyncio.create_task(purge(rig.pool, rig.settings))
+        purging = asyncio.create_task(purge(rig.settings))
         loud = await e2e.open_loop(rig, tenant, RATE, count)
         took = time.monotonic() - started
         if purging.done():

@@ -195,16 +195,17 @@ async def cmd_secrets_reencrypt(settings: Settings, args: argparse.Namespace) ->
 async def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     from hookline.retention import purge, purgeable
 
-    async with open_pool(settings, size=2) as pool:
-        if args.dry_run:
+    settings.require("database_url")
+    if args.dry_run:
+        async with open_pool(settings, size=2) as pool:
             report = await purgeable(pool, settings)
-        else:
-            print("purging in batches; ingest and delivery go on meanwhile", flush=True)
-            found = await purge(pool, settings)
-            if found is None:
-                print("a worker is running a purge pass now; nothing done")
-                return 1
-            report = found
+    else:
+        print("purging in batches; ingest and delivery go on meanwhile", flush=True)
+        found = await purge(settings)
+        if found is None:
+            print("a worker is running a purge pass now; nothing done")
+            return 1
+        report = found
     print(report.line())
     return 0
 

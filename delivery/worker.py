@@ -91,11 +91,11 @@ async def _publish_notices_now_and_then(
             wake()  # the operational events' lanes are due now
 
 
-async def _purge_now_and_then(settings: Settings, pool: Pool, metrics: Metrics) -> None:
+async def _purge_now_and_then(settings: Settings, metrics: Metrics) -> None:
     # a pass at start and one every purge interval; another worker's pass in progress
     # means this one has nothing to do
     while True:
-        report = await purge(pool, settings)
+        report = await purge(settings)
         if report is not None:
             for table, n in report.rows.items():
                 metrics.purged.labels(table).inc(n)
@@ -149,7 +149,7 @@ async def run_worker(
         "arq runner": partial(_keep_arq_running, settings, pool, delay),
         "replay runner": partial(_run_replays, settings, pool, redis),
         "notice sweep": partial(_publish_notices_now_and_then, pool, delay, dispatcher.wake),
-        "purger": partial(_purge_now_and_then, settings, pool, metrics),
+        "purger": partial(_purge_now_and_then, settings, metrics),
     }
     helpers = [asyncio.create_task(_supervised(n, h, delay)) for n, h in loops.items()]
     run = asyncio.create_task(dispatcher.run(), name="hookline-dispatcher")

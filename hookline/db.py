@@ -90,6 +90,15 @@ async def open_pool(settings: Settings, *, size: int | None = None) -> AsyncIter
         await pool.close()
 
 
+async def connect(settings: Settings) -> asyncpg.Connection:
+    """A connection of its own, outside the pool: for a job that holds a session-level
+    lock for as long as it runs (the purge), without keeping a pooled one from requests."""
+    settings.require("database_url")
+    conn: asyncpg.Connection = await asyncpg.connect(settings.database_url)
+    await _init_connection(conn)
+    return conn
+
+
 Row = dict[str, Any]
 
 #: The kernel's named queries (immutable text, loaded once at import).

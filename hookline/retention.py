@@ -30,7 +30,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from pydantic import Field
 
-from hookline.db import QUERIES, Pool
+from hookline.db import QUERIES, Pool, connect
 from hookline.fields import WHOLE
 from hookline.settings import MINUTE_ROLLUPS_KEPT, RETENTION_RANGE, Settings
 
@@ -98,23 +98,23 @@ class Report:
 
 
 async def purge(
-    pool: Pool,
     settings: Settings,
     *,
     batch: int = BATCH,
     share: float = SHARE,
     per_tenant: int = TENANT_BATCHES,
 ) -> Report | None:
-    """One pass, unless another process is running one (then None). Batches take at most
-    ``share`` of the pass's time: it rests in between. A tenant's events get at most
-    ``per_tenant`` batches a pass."""
-    async with pool.acquire() as conn:
+    """One pass, unless another process is running one (then None), on a connection of its
+    own that holds the lock. Batches take at most ``share`` of the pass's time: it rests in
+    between. A tenant's events get at most ``per_tenant`` batches a pass."""
+    conn = await connect(settings)
+    try:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK):
             return None
-        try:
-            return await _Pass(conn, batch, share, per_tenant).run(settings)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
+        return await _Pass(conn, batch, share, per_tenant).run(settings)
+    finally:
+        # ends the session at once, the lock with it, however the pass ended (cancelled too)
+        conn.terminate()
 
 
 async def purgeable(pool: Pool, settings: Settings) -> Report:
@@ -187,18 +187,23 @@ class _Pass:
         for _ in range(self._per_tenant):
             began = time.monotonic()
             async with conn.transaction():
-                done = await conn.fetchrow(
-                    QUERIES["purge_events"], tenant_id, retention, after, self._batch
-                )
-                assert done is not None
-                rows.update({t: done[t] for t in _EVENT_TABLES if t != "lanes"})
-                if done["lanes"]:
-                    rows["lanes"] += await _empty_lanes(conn, done["lanes"])
+                ids = [
+                    r["id"]
+                    for r in await conn.fetch(
+                        QUERIES["lock_old_events"], tenant_id, retention, after, self._batch
+                    )
+                ]
+                if ids:
+                    done = await conn.fetchrow(QUERIES["purge_events"], ids)
+                    assert done is not None
+                    rows.update({t: done[t] for t in _EVENT_TABLES if t != "lanes"})
+                    if done["lanes"]:
+                        rows["lanes"] += await _empty_lanes(conn, done["lanes"])
             await self._rest_after(began)
-            if done["seen"] < self._batch:
+            if len(ids) < self._batch:
                 await conn.execute(QUERIES["save_purge_cursor"], tenant_id, None)
                 return
-            after = done["last"]
+            after = ids[-1]
         await conn.execute(QUERIES["save_purge_cursor"], tenant_id, after)
 
     async def _repeat(self, query: str, *args: object) -> int:

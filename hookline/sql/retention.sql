@@ -9,34 +9,38 @@ FROM tenants ORDER BY id;
 -- $1 tenant id, $2 the last event id looked at
 UPDATE tenants SET purge_cursor = $2 WHERE id = $1;
 
--- name: purge_events
--- One batch of a tenant's events, in id order after a cursor: those older than the
--- retention whose deliveries are all finished go, with their deliveries, attempts and
--- link-fetch records. The events are locked (SKIP LOCKED: one an ingest or a replay is
--- adding a delivery to waits for the next pass), then their finished deliveries (SKIP
--- LOCKED); an event with a delivery that is not finished, or that someone else holds, is
--- kept: a replay that made one pending again after this statement began is not locked
--- here, so its event is kept, and nobody can change a locked one before the commit.
--- Ids are made from the clock, so the batch walks the primary key up to the cutoff.
+-- name: lock_old_events
+-- One batch of a tenant's events older than its retention, in id order after a cursor,
+-- locked (SKIP LOCKED: one an ingest or a replay is adding a delivery to waits for a later
+-- pass). Once an event is locked nobody can add a delivery to it until the commit, so the
+-- next statement, with a snapshot taken after this one, sees all of them. Ids are made
+-- from the clock, so the batch walks the primary key up to the cutoff.
 -- $1 tenant id, $2 retention (s), $3 cursor (the last id of the previous batch, '' first),
 -- $4 batch size
 WITH cutoff AS (
     SELECT now() - make_interval(secs => $2) AS at
-), candidates AS MATERIALIZED (
-    SELECT e.id FROM events e, cutoff
-    WHERE e.tenant_id = $1 AND e.id > $3
-      AND e.id < hookline_id_floor('evt', cutoff.at + interval '2 minutes')
-      AND e.created_at < cutoff.at
-    ORDER BY e.id
-    LIMIT $4
-    FOR UPDATE OF e SKIP LOCKED
-), finished AS MATERIALIZED (
+)
+SELECT e.id FROM events e, cutoff
+WHERE e.tenant_id = $1 AND e.id > $3
+  AND e.id < hookline_id_floor('evt', cutoff.at + interval '2 minutes')
+  AND e.created_at < cutoff.at
+ORDER BY e.id
+LIMIT $4
+FOR UPDATE OF e SKIP LOCKED;
+
+-- name: purge_events
+-- Of the events lock_old_events locked (in this transaction), those whose deliveries are
+-- all finished go, with their deliveries, attempts and link-fetch records. Their finished
+-- deliveries are locked too (SKIP LOCKED); an event with a delivery that is not finished,
+-- or that someone else holds (a replay making it pending again), is kept, and nobody can
+-- change a locked one before the commit. $1 event ids
+WITH finished AS MATERIALIZED (
     SELECT d.id, d.event_id, d.lane_id FROM deliveries d
-    WHERE d.event_id IN (SELECT c.id FROM candidates c)
+    WHERE d.event_id = ANY ($1::text[])
       AND d.status IN ('succeeded', 'failed', 'cancelled')
     FOR UPDATE OF d SKIP LOCKED
 ), doomed AS MATERIALIZED (
-    SELECT c.id FROM candidates c
+    SELECT c.id FROM unnest($1::text[]) AS c (id)
     WHERE (SELECT count(*) FROM deliveries d WHERE d.event_id = c.id)
         = (SELECT count(*) FROM finished f WHERE f.event_id = c.id)
 ), attempts_gone AS (
@@ -54,9 +58,7 @@ WITH cutoff AS (
     DELETE FROM events e WHERE e.id IN (SELECT id FROM doomed)
     RETURNING 1
 )
-SELECT (SELECT max(c.id) FROM candidates c) AS last,
-       (SELECT count(*) FROM candidates) AS seen,
-       (SELECT count(*) FROM events_gone) AS events,
+SELECT (SELECT count(*) FROM events_gone) AS events,
        (SELECT count(*) FROM deliveries_gone) AS deliveries,
        (SELECT count(*) FROM attempts_gone) AS attempts,
        (SELECT count(*) FROM fetches_gone) AS event_fetches,

@@ -82,7 +82,7 @@ async def test_finished_events_past_the_retention_go_and_nothing_unfinished_does
     kept_other = await seed(pool, other.id, other_endpoint, age=6 * DAY, events=5)
 
     forecast = await purgeable(pool, settings)
-    report = await purge(pool, settings, batch=16)  # small batches: many of them
+    report = await purge(settings, batch=16)  # small batches: many of them
     assert report is not None
 
     expected = {"events": 110, "deliveries": 110, "attempts": 130, "lanes": 110}
@@ -99,7 +99,7 @@ async def test_finished_events_past_the_retention_go_and_nothing_unfinished_does
     }
     assert await _orphans(pool) == {"attempts": 0, "deliveries": 0, "tails": 0}
     # the next pass finds nothing more
-    again = await purge(pool, settings)
+    again = await purge(settings)
     assert again is not None
     assert again.rows.total() == 0, again.line()
 
@@ -115,7 +115,7 @@ async def test_what_a_pass_keeps_is_still_delivered_and_new_events_open_new_lane
     endpoint = await _endpoint(api, tenant, receiver.url)
     await seed(pool, tenant.id, endpoint, age=40 * DAY, events=50)
     retrying = await seed(pool, tenant.id, endpoint, age=40 * DAY, events=4, status="retrying")
-    report = await purge(pool, settings)
+    report = await purge(settings)
     assert report is not None and report.rows["events"] == 50
     r = await api.post("/v1/events", headers=tenant.headers, json={"type": "t", "data": {}})
     assert r.status_code == 202, r.text
@@ -222,7 +222,7 @@ async def test_every_other_table_has_its_lifetime(
         )
 
     forecast = await purgeable(pool, settings)
-    report = await purge(pool, settings)
+    report = await purge(settings)
     assert report is not None
     expected = {
         "attempt_rollups": 3,
@@ -259,7 +259,7 @@ async def test_a_history_that_must_stay_costs_each_pass_a_bounded_share(
     done = await seed(pool, tenant.id, endpoint, age=40 * DAY, events=25)
     passes = []
     for _ in range(4):
-        report = await purge(pool, settings, batch=10, per_tenant=4)
+        report = await purge(settings, batch=10, per_tenant=4)
         assert report is not None
         passes.append(report.rows["events"])
     # four batches of ten a pass: the first reads 40 held events, the second the other 20
@@ -275,9 +275,7 @@ async def test_one_pass_runs_at_a_time(
 ) -> None:
     endpoint = await _endpoint(api, tenant, "http://127.0.0.1:9/hook")
     await seed(pool, tenant.id, endpoint, age=40 * DAY, events=400)
-    first, second = await asyncio.gather(
-        purge(pool, settings, batch=10), purge(pool, settings, batch=10)
-    )
+    first, second = await asyncio.gather(purge(settings, batch=10), purge(settings, batch=10))
     reports = [r for r in (first, second) if r is not None]
     assert len(reports) == 1 and reports[0].rows["events"] == 400
 

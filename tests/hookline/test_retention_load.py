@@ -142,7 +142,7 @@ async def test_sixty_days_purged_under_load_keep_what_they_must(
         try:
             # at full speed (share=1): the bench measures what the pacing spares traffic;
             # the week's tenant has more than one pass's share to remove (100,000 events)
-            reports = [await purge(pool, settings, share=1) for _ in range(2)]
+            reports = [await purge(settings, share=1) for _ in range(2)]
         finally:
             producing.cancel()
             await asyncio.gather(producing, return_exceptions=True)
@@ -205,7 +205,7 @@ async def test_sixty_days_purged_under_load_keep_what_they_must(
             await pool.execute(
                 "UPDATE tenants SET retention = $2 WHERE id = $1", tenant.id, (keep - 1) * 86400
             )
-    later = await purge(pool, settings, share=1)
+    later = await purge(settings, share=1)
     assert later is not None
     assert later.rows["events"] >= 2 * PER_DAY, later.line()
     after = await _size(pool)
@@ -251,7 +251,7 @@ async def test_a_purge_killed_mid_pass_leaves_nothing_half_removed(
         == 0
     )
     assert left["lanes"] == left["events"], left  # no lane left behind without its event
-    report = await purge(pool, settings, share=1)
+    report = await purge(settings, share=1)
     assert report is not None
     assert report.rows["events"] == left["events"] - 100, report.line()
     assert await counts(pool, tenant.id) == {
