@@ -24,12 +24,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from delivery.outcome import Outcome
 from delivery.queries import SQL
 from hookline import lanes
-from hookline.db import Pool
+from hookline.db import Connection, Pool
 from hookline.errors import HooklineError
 from hookline.events import ingest_events
 
@@ -38,9 +37,7 @@ log = logging.getLogger(__name__)
 _PUBLISH_BATCH = 500  # notices per transaction (ingest takes up to 1000 events at once)
 
 
-async def record_health(
-    conn: asyncpg.Connection | PoolConnectionProxy, batch: Sequence[Outcome], disable_after: float
-) -> int:
+async def record_health(conn: Connection, batch: Sequence[Outcome], disable_after: float) -> int:
     """Update the health of the batch's endpoints and write the notices that calls for, in
     the caller's transaction; ``disable_after`` is the installation's disable period.
     Returns how many notices were written."""

@@ -16,12 +16,17 @@ from typing import Any
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from hookline.settings import Settings
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 Pool = asyncpg.Pool
+#: one connection, of its own or lent by the pool
+Connection = asyncpg.Connection | PoolConnectionProxy
+#: anything a statement can run on
+Executor = Pool | Connection
 
 
 class Queries(Mapping[str, str]):

@@ -23,12 +23,10 @@ import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import asyncpg
 import orjson
-from asyncpg.pool import PoolConnectionProxy
 from jsonschema.protocols import Validator
 
-from hookline.db import QUERIES, Pool, Row, row
+from hookline.db import QUERIES, Executor, Pool, Row, row
 from hookline.errors import UNKNOWN, Conflict, InvalidInput, NotFound, Problem
 from hookline.json_schema import (
     INLINE_STEPS,
@@ -50,7 +48,6 @@ from hookline.quotas import make_room
 UnknownTypes = Literal["accept", "refuse"]
 #: What :func:`check_events` reads through: the pool, or a connection (inside the ingest
 #: transaction, a pooled one).
-Conn = asyncpg.Connection | asyncpg.Pool | PoolConnectionProxy
 
 # (type id, version) names an immutable schema, so entries never go stale; the bound keeps
 # a process with many tenants from holding every validator it ever compiled.
@@ -65,7 +62,7 @@ CATALOG_TTL = 2.0
 _catalog: dict[tuple[str, tuple[str, ...]], tuple[float, list[Any]]] = {}
 
 
-async def _catalog_rows(conn: Conn, tenant_id: str, names: list[str]) -> list[Any]:
+async def _catalog_rows(conn: Executor, tenant_id: str, names: list[str]) -> list[Any]:
     key = (tenant_id, tuple(names))
     now = time.monotonic()
     hit = _catalog.get(key)
@@ -196,7 +193,7 @@ async def example_data(
 
 
 async def check_events(
-    conn: Conn,
+    conn: Executor,
     tenant_id: str,
     items: Sequence[tuple[str, int | None, Any]],
     locs: Sequence[Sequence[str | int]],
@@ -315,7 +312,7 @@ def _all_problems(work: list[tuple[Validator, Any]]) -> list[list[SchemaProblem]
 
 
 async def _validators(
-    conn: Conn, tenant_id: str, wanted: set[tuple[str, int]]
+    conn: Executor, tenant_id: str, wanted: set[tuple[str, int]]
 ) -> dict[tuple[str, int], Validator]:
     found: dict[tuple[str, int], Validator] = {}
     missing: list[tuple[str, int]] = []

@@ -29,22 +29,19 @@ import logging
 from collections.abc import Iterable
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
-from hookline.db import QUERIES, Pool
+from hookline.db import QUERIES, Executor, Pool
 
 log = logging.getLogger(__name__)
 
-Conn = Pool | asyncpg.Connection | PoolConnectionProxy
 
-
-async def lock(conn: Conn, lanes: list[int]) -> None:
+async def lock(conn: Executor, lanes: list[int]) -> None:
     """Lock ``lanes`` for the caller's transaction, in the order every writer of lanes
     uses, before changing their deliveries."""
     await conn.execute(QUERIES["lock_lanes"], lanes)
 
 
-async def wake(conn: Conn, lanes: Iterable[int | None]) -> int:
+async def wake(conn: Executor, lanes: Iterable[int | None]) -> int:
     """After a commit that may have raced an ingest: schedule those of ``lanes`` that have
     something to send but no due time. Returns how many needed it (usually none).
 
@@ -60,7 +57,7 @@ async def wake(conn: Conn, lanes: Iterable[int | None]) -> int:
         return 0
 
 
-async def reschedule(conn: Conn, lanes: list[int]) -> list[int]:
+async def reschedule(conn: Executor, lanes: list[int]) -> list[int]:
     """Point the idle ones of ``lanes`` (locked by the caller's transaction) at their head
     after deliveries in them were cancelled or revived. Returns the lanes found empty: the
     caller passes them to :func:`wake` once it has committed."""

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
-
-from hookline.db import QUERIES
+from hookline.db import QUERIES, Connection
 from hookline.errors import Busy, QuotaExceeded
 
 Counted = Literal["endpoints", "subscribers", "event_types"]
@@ -32,10 +29,8 @@ SETTING = {
 }
 _WHAT = {"endpoints": "endpoints", "subscribers": "subscribers", "event_types": "event types"}
 
-Conn = asyncpg.Connection | PoolConnectionProxy
 
-
-async def make_room(conn: Conn, tenant_id: str, kind: Counted, limit: int) -> None:
+async def make_room(conn: Connection, tenant_id: str, kind: Counted, limit: int) -> None:
     """Raise :class:`QuotaExceeded` unless the tenant may create one more ``kind``; inside
     the creating transaction (the tenant's row stays locked until it ends)."""
     if limit <= 0:
@@ -49,7 +44,7 @@ async def make_room(conn: Conn, tenant_id: str, kind: Counted, limit: int) -> No
         )
 
 
-async def make_room_for_replay(conn: Conn, tenant_id: str, limit: int) -> None:
+async def make_room_for_replay(conn: Connection, tenant_id: str, limit: int) -> None:
     """Raise :class:`Busy` while the tenant has ``limit`` replays running or paused."""
     if limit <= 0:
         return

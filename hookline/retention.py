@@ -27,14 +27,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 from pydantic import Field
 
-from hookline.db import QUERIES, Pool, connect
+from hookline.db import QUERIES, Connection, Pool, connect
 from hookline.fields import WHOLE
 from hookline.settings import MINUTE_ROLLUPS_KEPT, RETENTION_RANGE, Settings
-
-Conn = asyncpg.Connection | PoolConnectionProxy
 
 BATCH = 200
 # the part of a pass's time its batches may take; it rests the rest (~5k rows/s at most
@@ -149,7 +146,7 @@ async def purgeable(pool: Pool, settings: Settings) -> Report:
 class _Pass:
     """A pass's batches on one connection, each followed by a rest."""
 
-    def __init__(self, conn: Conn, batch: int, share: float, per_tenant: int) -> None:
+    def __init__(self, conn: Connection, batch: int, share: float, per_tenant: int) -> None:
         self._conn = conn
         self._batch = batch
         self._per_tenant = per_tenant
@@ -224,7 +221,7 @@ class _Pass:
         await asyncio.sleep((time.monotonic() - began) * self._rest)
 
 
-async def _empty_lanes(conn: Conn, lane_ids: list[int]) -> int:
+async def _empty_lanes(conn: Connection, lane_ids: list[int]) -> int:
     # two statements: the second's snapshot is taken once the tails are locked, so it sees
     # every delivery an ingest added before it let go of one
     locked = [r["id"] for r in await conn.fetch(QUERIES["lock_empty_lanes"], lane_ids)]
