@@ -24,6 +24,8 @@ from hookline.errors import NotFound
 
 #: Where a portal link points on ``HOOKLINE_PUBLIC_URL``; the token is its ``token`` query.
 PORTAL_LOGIN_PATH = "/portal/login"
+# how long an expired link is kept, so that opening it says "expired" rather than unknown
+EXPIRED_LINK_KEPT = 86400.0  # seconds
 _TOKEN_PREFIX = "hkp_"  # noqa: S105 (a prefix, not a secret); lets secret scanners spot leaks
 
 
@@ -44,7 +46,7 @@ async def create_portal_link(
     """A new magic link for subscriber ``uid``, valid once for ``ttl`` seconds."""
     token = _TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires_at = await pool.fetchval(
-        QUERIES["create_portal_link"], tenant_id, uid, _token_hash(token), ttl
+        QUERIES["create_portal_link"], tenant_id, uid, _token_hash(token), ttl, EXPIRED_LINK_KEPT
     )
     if expires_at is None:
         raise NotFound(f"no subscriber {uid!r}")

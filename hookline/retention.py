@@ -4,7 +4,7 @@ The rule: an event goes, with its deliveries, their attempts and its link-fetch 
 once it is older than its tenant's retention (the tenant's own, else
 ``HOOKLINE_RETENTION``) and every one of its deliveries is finished (succeeded, failed or
 cancelled). Nothing pending or retrying is removed, however old. Every other table that
-grows has a lifetime of its own: sessions and portal links go when they expire,
+grows has a lifetime of its own: sessions go when they expire, portal links a day later,
 Idempotency-Keys after their 24 hours, finished replays after the tenant's retention,
 operational notices nobody could publish after :data:`NOTICE_LIFETIME`; per-minute
 rollups are folded into hourly ones after ``MINUTE_ROLLUPS_KEPT`` (the dashboard's
@@ -31,6 +31,7 @@ from pydantic import Field
 
 from hookline.db import QUERIES, Connection, Pool, connect
 from hookline.fields import WHOLE
+from hookline.portal import EXPIRED_LINK_KEPT
 from hookline.settings import MINUTE_ROLLUPS_KEPT, RETENTION_RANGE, Settings
 
 BATCH = 200
@@ -135,8 +136,9 @@ async def purgeable(pool: Pool, settings: Settings) -> Report:
         rows["attempt_rollups_hourly"] = await conn.fetchval(
             QUERIES["count_hourly_rollups"], now - timedelta(seconds=settings.rollup_retention)
         )
-        for table in ("sessions", "portal_links", "idempotency_keys"):
+        for table in ("sessions", "idempotency_keys"):
             rows[table] = await conn.fetchval(QUERIES[f"count_{table}"])
+        rows["portal_links"] = await conn.fetchval(QUERIES["count_portal_links"], EXPIRED_LINK_KEPT)
         rows["operational_notices"] = await conn.fetchval(
             QUERIES["count_notices"], NOTICE_LIFETIME.total_seconds()
         )
@@ -168,8 +170,9 @@ class _Pass:
         rows["attempt_rollups_hourly"] += await self._repeat(
             "purge_hourly_rollups", now - timedelta(seconds=settings.rollup_retention)
         )
-        for table in ("sessions", "portal_links", "idempotency_keys"):
+        for table in ("sessions", "idempotency_keys"):
             rows[table] += await self._repeat(f"purge_{table}")
+        rows["portal_links"] += await self._repeat("purge_portal_links", EXPIRED_LINK_KEPT)
         rows["operational_notices"] += await self._repeat(
             "purge_notices", NOTICE_LIFETIME.total_seconds()
         )

@@ -1,12 +1,13 @@
 -- name: create_portal_link
 -- A magic link of a subscriber, stored as the token's hash; the subscriber's links that
--- expired a day ago or more are purged on the way. No row: no such subscriber.
--- $1 tenant_id, $2 subscriber uid, $3 token hash, $4 lifetime (s)
+-- expired longer ago than they are kept are purged on the way. No row: no such subscriber.
+-- $1 tenant_id, $2 subscriber uid, $3 token hash, $4 lifetime (s), $5 how long an expired
+-- link is kept (s)
 WITH sub AS (
     SELECT id FROM subscribers WHERE tenant_id = $1 AND uid = $2
 ), purged AS (
     DELETE FROM portal_links p USING sub
-    WHERE p.subscriber_id = sub.id AND p.expires_at < now() - interval '1 day'
+    WHERE p.subscriber_id = sub.id AND p.expires_at < now() - make_interval(secs => $5)
 )
 INSERT INTO portal_links (token_hash, tenant_id, subscriber_id, expires_at)
 SELECT $3, $1, sub.id, now() + make_interval(secs => $4) FROM sub

@@ -215,18 +215,20 @@ SELECT count(*) FROM gone;
 SELECT count(*) FROM sessions WHERE expires_at < now();
 
 -- name: purge_portal_links
--- One batch of portal links past their expiry (used or not). $1 batch size
+-- One batch of portal links (used or not) expired longer ago than they are kept.
+-- $1 how long an expired link is kept (s), $2 batch size
 WITH gone AS (
     DELETE FROM portal_links p
-    WHERE p.token_hash IN (SELECT x.token_hash FROM portal_links x WHERE x.expires_at < now()
-                           LIMIT $1)
+    WHERE p.token_hash IN (SELECT x.token_hash FROM portal_links x
+                           WHERE x.expires_at < now() - make_interval(secs => $1)
+                           LIMIT $2)
     RETURNING 1
 )
 SELECT count(*) FROM gone;
 
 -- name: count_portal_links
--- Expired portal links. No parameters.
-SELECT count(*) FROM portal_links WHERE expires_at < now();
+-- Portal links expired longer ago than they are kept. $1 how long (s)
+SELECT count(*) FROM portal_links WHERE expires_at < now() - make_interval(secs => $1);
 
 -- name: purge_notices
 -- One batch of operational notices that could not be published within their lifetime

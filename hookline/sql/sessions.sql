@@ -3,11 +3,9 @@
 SELECT u.id, u.tenant_id, u.password_hash FROM users u WHERE u.email = $1;
 
 -- name: create_session
--- A new session; expired ones are purged on the way. $1 token hash, $2 tenant id,
--- $3 user id or NULL, $4 subscriber id or NULL, $5 CSRF token, $6 lifetime (s)
-WITH purged AS (
-    DELETE FROM sessions WHERE expires_at < now()
-)
+-- A new session (expired ones are refused by get_session and removed by the purge,
+-- hookline/retention.py). $1 token hash, $2 tenant id, $3 user id or NULL, $4 subscriber id
+-- or NULL, $5 CSRF token, $6 lifetime (s)
 INSERT INTO sessions (token_hash, tenant_id, user_id, subscriber_id, csrf_token, expires_at)
 VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6));
 

@@ -188,6 +188,8 @@ async def test_every_other_table_has_its_lifetime(
             subscriber,
             offset,
         )
+    # expired a day and a minute ago; a minute ago (kept a day, to say "expired" if opened)
+    for offset in (-86460, -60):
         await pool.execute(
             "INSERT INTO portal_links (token_hash, tenant_id, subscriber_id, expires_at)"
             " VALUES (gen_random_uuid()::text::bytea, $1, $2, now() + make_interval(secs => $3))",
