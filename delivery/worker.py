@@ -149,8 +149,9 @@ async def run_worker(
         "arq runner": partial(_keep_arq_running, settings, pool, delay),
         "replay runner": partial(_run_replays, settings, pool, redis),
         "notice sweep": partial(_publish_notices_now_and_then, pool, delay, dispatcher.wake),
-        "purger": partial(_purge_now_and_then, settings, metrics),
     }
+    if settings.purge_interval:
+        loops["purger"] = partial(_purge_now_and_then, settings, metrics)
     helpers = [asyncio.create_task(_supervised(n, h, delay)) for n, h in loops.items()]
     run = asyncio.create_task(dispatcher.run(), name="hookline-dispatcher")
     stop = asyncio.Event()

@@ -109,7 +109,8 @@ class Settings(BaseSettings):
     # set its own (PATCH /v1/settings). Nothing pending or retrying is ever removed.
     retention: int = Field(default=30 * 86400, ge=RETENTION_RANGE[0], le=RETENTION_RANGE[1])
     # Seconds between purge passes (one worker at a time runs them; hookline/retention.py).
-    purge_interval: float = Field(default=300.0, gt=0)
+    # 0: workers never purge (run `hookline purge` from a scheduler of your own instead).
+    purge_interval: float = Field(default=300.0, ge=0)
     # Seconds the hourly delivery rollups behind the dashboard's charts are kept (the
     # per-minute ones are folded into hours after MINUTE_ROLLUPS_KEPT).
     rollup_retention: int = Field(default=400 * 86400, ge=MINUTE_ROLLUPS_KEPT)

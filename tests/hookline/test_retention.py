@@ -18,7 +18,7 @@ from hookline.metrics import Metrics
 from hookline.retention import TABLES, purge, purgeable
 from hookline.settings import Settings
 from hookline.tenants import create_tenant
-from tests.conftest import TenantKey, make_settings, running_worker
+from tests.conftest import TenantKey, running_worker
 from tests.dashboard.sessions import open_portal, sign_in
 from tests.history import counts, seed
 from tests.processes import ROOT, settings_env
@@ -288,12 +288,11 @@ async def test_a_worker_purges_and_counts_what_it_removed(
     redis: Redis,
     settings: Settings,
     tenant: TenantKey,
-    database_url: str,
 ) -> None:
     endpoint = await _endpoint(api, tenant, "http://127.0.0.1:9/hook")
     await seed(pool, tenant.id, endpoint, age=40 * DAY, events=12, attempts=2)
     metrics = Metrics()
-    quick = make_settings(database_url, settings.redis_url or "", purge_interval=0.1)
+    quick = settings.model_copy(update={"purge_interval": 0.1})
 
     def purged(table: str) -> float:
         value: Any = metrics.registry.get_sample_value(
